@@ -1,0 +1,133 @@
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from investigations.models import Investigation, ToolCall
+
+
+class ToolCallInline(admin.TabularInline):
+    model = ToolCall
+    fk_name = "investigation"
+    extra = 0
+    can_delete = False
+    fields = [
+        "sequence",
+        "agent",
+        "tool",
+        "status",
+        "started_at",
+        "duration_ms",
+        "parent",
+        "summary",
+        "error",
+    ]
+    readonly_fields = fields
+    ordering = ["sequence"]
+
+    @admin.display(description="output")
+    def summary(self, step):
+        return step.output_text[:500]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Investigation)
+class InvestigationAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "alert_names",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "feedback",
+    ]
+    list_filter = ["status", "kind", "feedback"]
+    search_fields = [
+        "group_key",
+        "question",
+        "report_text",
+        "alerts__alertname",
+        "alerts__fingerprint",
+    ]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "kind",
+        "group_key",
+        "question",
+        "rerun_of",
+        "requested_by",
+        "status",
+        "error",
+        "attempts",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "as_of",
+        "scope_pretty",
+        "baseline_start",
+        "incident_start",
+        "incident_end",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cost_usd",
+        "report_pretty",
+        "report_text",
+    ]
+    exclude = ["scope", "report", "alerts"]
+    inlines = [ToolCallInline]
+    actions = ["investigate_again"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("alerts")
+
+    @admin.display(description="alerts")
+    def alert_names(self, investigation):
+        names = sorted({a.alertname for a in investigation.alerts.all()})
+        return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+
+    @admin.display(description="scope")
+    def scope_pretty(self, investigation):
+        return format_html("<pre>{}</pre>", json.dumps(investigation.scope, indent=2))
+
+    @admin.display(description="report")
+    def report_pretty(self, investigation):
+        return format_html("<pre>{}</pre>", json.dumps(investigation.report, indent=2))
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Investigate again")
+    def investigate_again(self, request, queryset):
+        again = [investigation.rerun(requested_by=request.user) for investigation in queryset]
+        self.message_user(
+            request,
+            f"Queued {len(again)} new investigation(s): " + ", ".join(str(i.pk) for i in again),
+        )
+
+
+@admin.register(ToolCall)
+class ToolCallAdmin(admin.ModelAdmin):
+    list_display = [
+        "investigation",
+        "sequence",
+        "agent",
+        "tool",
+        "status",
+        "started_at",
+        "duration_ms",
+    ]
+    list_filter = ["agent", "status", "tool"]
+    readonly_fields = [f.name for f in ToolCall._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,214 @@
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from alerts.models import Alert
+
+TASK = "investigations.tasks.run_investigation"
+SEQUENCE_RETRIES = 5
+
+
+class Investigation(models.Model):
+    """One root-cause investigation: why it exists, where it stands, what it found."""
+
+    class Kind(models.TextChoices):
+        ALERT_GROUP = "alert_group", "alert group"
+        QUESTION = "question", "question"
+        RERUN = "rerun", "re-run"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    class Feedback(models.TextChoices):
+        CORRECT = "correct"
+        PARTLY = "partly", "partly correct"
+        WRONG = "wrong"
+
+    kind = models.CharField(max_length=20, choices=Kind, default=Kind.ALERT_GROUP)
+    alerts = models.ManyToManyField(Alert, related_name="investigations", blank=True)
+    group_key = models.TextField(blank=True)
+    question = models.TextField(blank=True)
+    rerun_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    status = models.CharField(max_length=20, choices=Status, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    as_of = models.DateTimeField(
+        null=True, blank=True, help_text="the investigation's 'now': no data after it is read"
+    )
+    scope = models.JSONField(default=dict, blank=True)
+    baseline_start = models.DateTimeField(null=True, blank=True)
+    incident_start = models.DateTimeField(null=True, blank=True)
+    incident_end = models.DateTimeField(null=True, blank=True)
+
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+
+    report = models.JSONField(null=True, blank=True)
+    report_text = models.TextField(blank=True)
+
+    feedback = models.CharField(max_length=10, choices=Feedback, blank=True)
+    feedback_text = models.TextField(blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # ingest: "an investigation of this alert group started within the window"
+            models.Index(fields=["group_key", "-created_at"], name="investigation_group"),
+            # lists: newest first, by status
+            models.Index(fields=["status", "-created_at"], name="investigation_status"),
+            models.Index(fields=["-created_at"], name="investigation_created"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"investigation {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def enqueue(self):
+        """Queue the investigation for a worker once the current transaction commits."""
+        from django_q.tasks import async_task
+
+        pk = self.pk
+        transaction.on_commit(lambda: async_task(TASK, pk, task_name=f"investigation-{pk}"))
+
+    def claim(self):
+        """Take the investigation for this worker; False when another worker has it.
+
+        A queued investigation can be claimed, and so can one left `running` past the
+        task timeout by a worker that died (django-q2 re-delivers its task).
+        """
+        now = timezone.now()
+        stale = now - settings.ROOTLINE_INVESTIGATION_TIMEOUT
+        claimed = Investigation.objects.filter(
+            Q(status=self.Status.QUEUED) | Q(status=self.Status.RUNNING, started_at__lt=stale),
+            pk=self.pk,
+        ).update(status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1)
+        if claimed == 1:
+            self.refresh_from_db()
+        return claimed == 1
+
+    def finish(self, status, error=""):
+        self.status = status
+        self.error = error
+        self.finished_at = timezone.now()
+        self.save(update_fields=["status", "error", "finished_at"])
+
+    def rerun(self, requested_by=None):
+        """A new investigation of the same alerts (or question), queued at once."""
+        with transaction.atomic():
+            again = Investigation.objects.create(
+                kind=self.Kind.RERUN,
+                group_key=self.group_key,
+                question=self.question,
+                rerun_of=self,
+                requested_by=requested_by,
+                as_of=self.as_of,
+            )
+            again.alerts.set(self.alerts.all())
+            again.enqueue()
+        return again
+
+
+class ToolCall(models.Model):
+    """One entry of an investigation's timeline, written when it starts and when it ends."""
+
+    class Agent(models.TextChoices):
+        SCOPE = "scope"
+        SIGNALS = "signals"
+        LEAD = "lead"
+        LOGS = "logs"
+        METRICS = "metrics"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        ERROR = "error"
+
+    investigation = models.ForeignKey(Investigation, models.CASCADE, related_name="steps")
+    parent = models.ForeignKey(
+        "self", models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    sequence = models.PositiveIntegerField()
+    agent = models.CharField(max_length=20, choices=Agent)
+    tool = models.CharField(max_length=100)
+    reason = models.TextField(blank=True, help_text="why the agent asked for this step")
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True, help_text="structured result")
+    output_text = models.TextField(blank=True, help_text="the result as given to the model")
+    status = models.CharField(max_length=10, choices=Status, default=Status.RUNNING)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # the timeline cursor: steps of one investigation after a sequence number
+            models.UniqueConstraint(fields=["investigation", "sequence"], name="step_sequence"),
+        ]
+        ordering = ["investigation", "sequence"]
+
+    def __str__(self):
+        return f"#{self.sequence} {self.agent}.{self.tool} ({self.status})"
+
+    @classmethod
+    def start(cls, investigation, agent, tool, input=None, parent=None, reason=""):
+        """Write a running step with the next sequence number of its investigation."""
+        for _ in range(SEQUENCE_RETRIES):
+            try:
+                with transaction.atomic():
+                    last = investigation.steps.aggregate(last=Max("sequence"))["last"] or 0
+                    return cls.objects.create(
+                        investigation=investigation,
+                        parent=parent,
+                        sequence=last + 1,
+                        agent=agent,
+                        tool=tool,
+                        input=input or {},
+                        reason=reason,
+                    )
+            except IntegrityError:
+                continue  # another writer took that sequence number; take the next
+        raise IntegrityError(f"no free timeline sequence for {investigation}")
+
+    def end(self, output=None, output_text="", error=""):
+        self.finished_at = timezone.now()
+        self.duration_ms = int((self.finished_at - self.started_at).total_seconds() * 1000)
+        self.status = self.Status.ERROR if error else self.Status.OK
+        self.output = output
+        self.output_text = output_text
+        self.error = error
+        self.save(
+            update_fields=["finished_at", "duration_ms", "status", "output", "output_text", "error"]
+        )

@@ -1,0 +1,7 @@
+"""django-q2 entry points: thin, they take ids and call functions testable without a worker."""
+
+from investigations import runner
+
+
+def run_investigation(investigation_id):
+    runner.run(investigation_id)

@@ -1,0 +1,234 @@
+"""Rootline settings: read from the environment only (see the README's table).
+
+A malformed value stops start-up with ImproperlyConfigured instead of being guessed at.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envsecret(name, default=None):
+    """A value from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    path = os.getenv(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {e}") from e
+    return os.getenv(name, default)
+
+
+def envbool(name, default):
+    value = os.getenv(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def envint(name, default, minimum=None):
+    value = os.getenv(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def envlist(name, default):
+    value = os.getenv(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def envduration(name, default):
+    """A duration such as 90s, 10m, 2h or 1d (a bare number is seconds)."""
+    value = os.getenv(name)
+    if value is None or value == "":
+        return default
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], value[-1]) if value[-1] in units else (value, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a duration (examples: 90s, 10m, 2h)"
+        ) from None
+    if seconds < 0:
+        raise ImproperlyConfigured(f"{name}={value!r} must not be negative")
+    return timedelta(seconds=seconds)
+
+
+DEBUG = envbool("DEBUG", False)
+
+SECRET_KEY = envsecret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. `make run` writes one into .env; in production set "
+            "SECRET_KEY (or SECRET_KEY_FILE) to a long random string."
+        )
+    SECRET_KEY = "insecure-debug-only-key"  # noqa: S105 (DEBUG only)
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "accounts",
+    "alerts",
+    "investigations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "rca_site.urls"
+WSGI_APPLICATION = "rca_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default: WAL so readers never block the writer, a busy timeout and
+# BEGIN IMMEDIATE so that web processes and workers queue for the write lock instead
+# of failing with "database is locked" when a read transaction tries to upgrade.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+}
+DATABASE_URL = os.getenv("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'rootline.sqlite3'}"
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except ValueError as e:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {e}") from e
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file beside the database, not memory, so a real qcluster started by a test can
+    # open the test database too.
+    _db_path = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(_db_path.with_name(f"test-{_db_path.name}"))}
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "admin:login"
+
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("ROOTLINE_BEHIND_HTTPS_PROXY", False) else None
+)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("ROOTLINE_SECURE_COOKIES", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("ROOTLINE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Alert ingest -------------------------------------------------------------------
+
+ROOTLINE_WEBHOOK_TOKEN = envsecret("ROOTLINE_WEBHOOK_TOKEN", "")
+ROOTLINE_WEBHOOK_MAX_BYTES = envint("ROOTLINE_WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
+# What is kept of a body that is refused before it is read whole (too large, unauthenticated).
+ROOTLINE_REFUSED_BODY_KEEP_BYTES = 64 * 1024
+ROOTLINE_GROUP_WINDOW = envduration("ROOTLINE_GROUP_WINDOW", timedelta(minutes=10))
+ROOTLINE_INVESTIGATE_SEVERITIES = [
+    s.lower() for s in envlist("ROOTLINE_INVESTIGATE_SEVERITIES", [])
+]
+
+# --- Investigations -----------------------------------------------------------------
+
+ROOTLINE_SERVICE_LABELS = envlist("ROOTLINE_SERVICE_LABELS", ["service", "app", "job", "container"])
+ROOTLINE_SCOPE_LABELS = envlist(
+    "ROOTLINE_SCOPE_LABELS", ["cluster", "namespace", "env", "environment", "region"]
+)
+ROOTLINE_BASELINE_WINDOW = envduration("ROOTLINE_BASELINE_WINDOW", timedelta(hours=1))
+ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta(minutes=15))
+ROOTLINE_INVESTIGATION_TIMEOUT = envduration(
+    "ROOTLINE_INVESTIGATION_TIMEOUT", timedelta(minutes=15)
+)
+
+# django-q2's defaults re-deliver a failing task for ever (ack_failures off, unlimited
+# attempts). An investigation may cost LLM money: a task is tried at most twice, failures
+# are acknowledged, and timeout < retry so a task is never handed to a second worker
+# while the first still runs it.
+_task_timeout_seconds = int(ROOTLINE_INVESTIGATION_TIMEOUT.total_seconds())
+Q_CLUSTER = {
+    "name": "rootline",
+    "orm": "default",
+    "workers": envint("ROOTLINE_WORKERS", 2, minimum=1),
+    "timeout": _task_timeout_seconds,
+    "retry": _task_timeout_seconds + 60,
+    "max_attempts": 2,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.2,
+    "save_limit": 1000,
+    "label": "Task queue",
+}

@@ -1,0 +1,19 @@
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.shortcuts import redirect
+
+
+def healthz(request):
+    """200 when the database answers, 503 otherwise. No authentication: for probes."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def home(request):
+    """Until the dashboard pages exist, the home page is the admin."""
+    return redirect("admin:index")
