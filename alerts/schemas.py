@@ -86,11 +86,19 @@ class ErrorOut(BaseModel):
     fields: list[str] = Field(default=[], description="the offending fields, when known")
 
 
+def printable(part, max_chars=60):
+    """A location part (an index, a field or a hostile label name) safe to show and store."""
+    text = str(part)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= max_chars else text[:max_chars] + "…"
+
+
 def describe_validation_error(exc) -> tuple[str, list[str]]:
     """A short message and the list of offending fields of a pydantic ValidationError."""
     fields = []
     for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"]) or "(body)"
+        location = ".".join(printable(part) for part in error["loc"]) or "(body)"
         fields.append(f"{location}: {error['msg']}")
     shown = fields[:5]
     more = f" (+{len(fields) - 5} more)" if len(fields) > 5 else ""

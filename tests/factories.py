@@ -1,0 +1,31 @@
+"""Small builders for rows the tests need, with realistic defaults."""
+
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from alerts.models import Alert
+from investigations.models import Investigation
+
+T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
+def make_alert(fingerprint="a1b2c3d4e5f60718", starts_at=T0, status="firing", **labels):
+    labels = {"alertname": "HighErrorRate", "namespace": "production", **labels}
+    now = timezone.now()
+    return Alert.objects.create(
+        fingerprint=fingerprint,
+        starts_at=starts_at,
+        status=status,
+        alertname=labels["alertname"],
+        severity=labels.get("severity", ""),
+        labels=labels,
+        first_seen=now,
+        last_seen=now,
+    )
+
+
+def make_investigation(*alerts, **fields):
+    investigation = Investigation.objects.create(**fields)
+    investigation.alerts.set(alerts)
+    return investigation

@@ -1,0 +1,114 @@
+"""investigations/runner.py: claiming an investigation and recording its steps."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from investigations import runner
+from investigations.models import Investigation, ToolCall
+from tests.factories import T0, make_alert, make_investigation
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_queued_investigation_runs_its_scope_step_and_completes(settings):
+    alert = make_alert(service="checkout")
+    investigation = make_investigation(alert, as_of=T0 + timedelta(minutes=5))
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed"
+    assert investigation.attempts == 1
+    assert investigation.started_at <= investigation.finished_at
+    [step] = investigation.steps.all()
+    assert (step.sequence, step.agent, step.tool, step.status) == (1, "scope", "derive_scope", "ok")
+    assert step.input == {"alerts": [alert.fingerprint]}
+    assert step.output["matchers"] == {"namespace": "production"}
+    assert step.output["services"] == ["checkout"]
+    assert step.output["selector"] == '{namespace="production"}'
+    assert 'Scope {namespace="production"}; services: checkout.' in step.output_text
+    assert step.finished_at is not None and step.duration_ms is not None
+    lookback = settings.ROOTLINE_INCIDENT_LOOKBACK
+    assert investigation.incident_start == T0 - lookback
+    assert investigation.incident_end == T0 + timedelta(minutes=5)
+    assert investigation.baseline_start == T0 - lookback - settings.ROOTLINE_BASELINE_WINDOW
+    assert investigation.scope == step.output
+
+
+def test_an_investigation_another_worker_has_is_not_run_twice():
+    investigation = make_investigation(make_alert())
+    assert investigation.claim()
+
+    runner.run(investigation.pk)
+
+    assert ToolCall.objects.count() == 0
+    assert Investigation.objects.get().attempts == 1
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_a_finished_investigation_is_not_run_again(status):
+    investigation = make_investigation(make_alert(), status=status)
+
+    runner.run(investigation.pk)
+
+    assert ToolCall.objects.count() == 0
+    assert Investigation.objects.get().status == status
+
+
+def test_an_investigation_left_running_past_the_timeout_by_a_dead_worker_is_run_again(settings):
+    investigation = make_investigation(make_alert())
+    investigation.claim()
+    Investigation.objects.update(
+        started_at=timezone.now() - settings.ROOTLINE_INVESTIGATION_TIMEOUT - timedelta(seconds=1)
+    )
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed"
+    assert investigation.attempts == 2
+
+
+def test_a_failing_step_fails_the_investigation_with_the_reason():
+    investigation = make_investigation()  # no alerts: nothing to scope
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "failed"
+    assert "no alerts to scope" in investigation.error
+    [step] = investigation.steps.all()
+    assert step.status == "error"
+    assert "no alerts to scope" in step.error
+
+
+def test_a_deleted_investigation_is_skipped():
+    runner.run(12345)  # nothing to assert but that it neither raises nor writes
+
+    assert ToolCall.objects.count() == 0
+
+
+def test_steps_are_numbered_in_order():
+    investigation = make_investigation(make_alert())
+
+    first = ToolCall.start(investigation, "signals", "scan_metrics")
+    second = ToolCall.start(investigation, "lead", "investigate_logs", parent=first)
+
+    assert (first.sequence, second.sequence) == (1, 2)
+    assert second.parent == first
+
+
+def test_rerun_queues_a_new_investigation_of_the_same_alerts(django_capture_on_commit_callbacks):
+    alerts = [make_alert("aa01"), make_alert("aa02")]
+    first = make_investigation(*alerts, group_key="g")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        again = first.rerun()
+
+    assert again.kind == "rerun"
+    assert again.rerun_of == first
+    assert again.status == "queued"
+    assert set(again.alerts.all()) == set(alerts)
+    assert len(callbacks) == 1  # enqueued once committed

@@ -1,0 +1,63 @@
+"""investigations/scope.py: where and when an investigation looks."""
+
+from datetime import timedelta
+
+import pytest
+
+from investigations.scope import derive_scope, quote
+from tests.factories import T0, make_alert
+
+pytestmark = pytest.mark.django_db
+
+NOW = T0 + timedelta(minutes=10)
+
+
+def test_the_matchers_are_the_scope_labels_every_alert_shares():
+    alerts = [
+        make_alert("aa01", service="checkout", cluster="eu-1", pod="checkout-1"),
+        make_alert("aa02", service="payment-api", cluster="eu-1", pod="payment-1"),
+        make_alert("aa03", app="frontend", cluster="eu-1"),
+    ]
+
+    scope = derive_scope(alerts, NOW)
+
+    assert scope.matchers == {"cluster": "eu-1", "namespace": "production"}
+    assert scope.selector == '{cluster="eu-1", namespace="production"}'
+    assert scope.service_label == "service"
+    assert scope.services == ["checkout", "payment-api"]
+    assert scope.alertnames == ["HighErrorRate"]
+
+
+def test_a_label_that_differs_between_alerts_does_not_bound_the_search():
+    alerts = [make_alert("aa01", namespace="shop"), make_alert("aa02", namespace="payments")]
+
+    assert derive_scope(alerts, NOW).matchers == {}
+
+
+def test_the_service_label_is_the_first_configured_one_present(settings):
+    settings.ROOTLINE_SERVICE_LABELS = ["app", "job"]
+
+    scope = derive_scope([make_alert(job="node-exporter", service="x")], NOW)
+
+    assert (scope.service_label, scope.services) == ("job", ["node-exporter"])
+
+
+def test_windows_open_before_the_first_alert_and_close_now(settings):
+    alerts = [make_alert("aa01", starts_at=T0 + timedelta(minutes=2)), make_alert("aa02")]
+
+    scope = derive_scope(alerts, NOW)
+
+    assert scope.incident_start == T0 - settings.ROOTLINE_INCIDENT_LOOKBACK
+    assert scope.incident_end == NOW
+    assert scope.baseline_start == scope.incident_start - settings.ROOTLINE_BASELINE_WINDOW
+
+
+def test_when_every_alert_has_resolved_the_incident_ends_with_the_last_one():
+    first, second = make_alert("aa01"), make_alert("aa02")
+    first.ends_at, second.ends_at = T0 + timedelta(minutes=3), T0 + timedelta(minutes=4)
+
+    assert derive_scope([first, second], NOW).incident_end == T0 + timedelta(minutes=4)
+
+
+def test_label_values_are_quoted_for_promql_and_logql():
+    assert quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
