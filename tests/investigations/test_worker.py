@@ -1,0 +1,101 @@
+"""A real django-q2 cluster (`manage.py qcluster`) runs the investigation the webhook queued."""
+
+import os
+import sys
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django_q.models import OrmQ, Success
+
+from investigations.models import TASK, Investigation
+from tests.e2e.processes import Process, database_url, wait_until
+from tests.shared import alertmanager_body
+
+PROJECT_ROOT = settings.BASE_DIR
+DEADLINE_SECONDS = 30
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def worker_environment():
+    """The environment of a worker that reads and writes this test's database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "rca_site.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "SECRET_KEY": settings.SECRET_KEY,  # tasks are signed with it
+        "ROOTLINE_WEBHOOK_TOKEN": settings.ROOTLINE_WEBHOOK_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def start_qcluster(transactional_db, tmp_path):
+    """Start `manage.py qcluster` on the test database; it is stopped before the flush."""
+    started = []
+
+    def start():
+        process = Process(
+            [sys.executable, "manage.py", "qcluster"],
+            tmp_path / f"qcluster-{len(started)}.log",
+            name="manage.py qcluster",
+            cwd=PROJECT_ROOT,
+            env=worker_environment(),
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop(timeout=15)
+
+
+def test_a_real_worker_runs_the_queued_investigation_and_records_its_scope(
+    post_webhook, start_qcluster
+):
+    body = alertmanager_body("firing_single_checkout")
+    sent = body["alerts"][0]
+    assert post_webhook(body).json()["investigations_queued"] == 1
+    investigation = Investigation.objects.get()
+    assert investigation.status == "queued"
+    assert OrmQ.objects.count() == 1
+
+    worker = start_qcluster()
+
+    def report():
+        investigation.refresh_from_db()
+        steps = list(investigation.steps.values("agent", "tool", "status", "error"))
+        return (
+            f"{investigation} error={investigation.error!r} steps={steps} "
+            f"queued tasks={OrmQ.objects.count()}\n{worker.describe()}"
+        )
+
+    wait_until(
+        lambda: Investigation.objects.filter(
+            pk=investigation.pk, status__in=Investigation.FINISHED
+        ).exists(),
+        DEADLINE_SECONDS,
+        lambda: "the worker did not finish the investigation. " + report(),
+    )
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", report()
+    assert investigation.attempts == 1
+    assert investigation.created_at <= investigation.started_at <= investigation.finished_at
+    [step] = investigation.steps.all()
+    assert (step.agent, step.tool, step.status) == ("scope", "derive_scope", "ok"), report()
+    assert step.input == {"alerts": [sent["fingerprint"]]}
+    assert step.output["matchers"] == {"namespace": "production"}
+    assert step.output["services"] == [sent["labels"]["service"]]
+    assert step.output["alertnames"] == [sent["labels"]["alertname"]]
+    assert investigation.scope == step.output
+
+    # django-q2 acknowledges the task after the worker returns: off the queue, a success.
+    success = wait_until(
+        lambda: not OrmQ.objects.exists() and Success.objects.first(),
+        DEADLINE_SECONDS,
+        lambda: "the task was not acknowledged. " + report(),
+    )
+    assert success.func == TASK
+    assert success.args == (investigation.pk,)
+    assert worker.running, worker.describe()
