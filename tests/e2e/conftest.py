@@ -8,7 +8,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.e2e.processes import Process, free_port, wait_until
+from tests.processes import Process, free_port, wait_ready
 
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
 START_SECONDS = 15
@@ -99,19 +99,7 @@ def alertmanager(alertmanager_binary, live_server, tmp_path):
     )
     alertmanager = Alertmanager(process, f"http://127.0.0.1:{port}")
     try:
-        wait_until(
-            lambda: not process.running or is_ready(alertmanager.url),
-            START_SECONDS,
-            lambda: f"Alertmanager did not get ready. {alertmanager.describe()}",
-        )
-        assert process.running, f"Alertmanager exited at start. {alertmanager.describe()}"
+        wait_ready(process, alertmanager.url, START_SECONDS)
         yield alertmanager
     finally:
         process.stop()
-
-
-def is_ready(url):
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -12,7 +12,7 @@ from django_q.models import OrmQ
 
 from alerts.models import Alert, WebhookDelivery
 from investigations.models import TASK, Investigation
-from tests.e2e.processes import wait_until
+from tests.processes import wait_until
 
 DEADLINE_SECONDS = 20
 

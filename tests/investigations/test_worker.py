@@ -9,7 +9,7 @@ from django.db import connection
 from django_q.models import OrmQ, Success
 
 from investigations.models import TASK, Investigation
-from tests.e2e.processes import Process, database_url, wait_until
+from tests.processes import Process, database_url, wait_until
 from tests.shared import alertmanager_body
 
 PROJECT_ROOT = settings.BASE_DIR

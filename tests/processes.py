@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 POLL_SECONDS = 0.1
@@ -64,6 +65,25 @@ def database_url(settings_dict):
             netloc += f":{port}"
         return f"postgres://{netloc}/{quote(name, safe='')}"
     raise ValueError(f"no DATABASE_URL for database engine {engine}")
+
+
+def is_ready(url):
+    """True when `url`/-/ready answers 200 (Prometheus and Alertmanager both have it)."""
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_ready(process, url, timeout):
+    """Wait until the process at `url` is ready; fail the test if it exits or never is."""
+    wait_until(
+        lambda: not process.running or is_ready(url),
+        timeout,
+        lambda: f"{process.name} did not get ready. {process.describe()}",
+    )
+    if not process.running:
+        pytest.fail(f"{process.name} exited at start. {process.describe()}", pytrace=False)
 
 
 class Process:

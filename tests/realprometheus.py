@@ -1,0 +1,77 @@
+"""A real Prometheus (the Debian package) serving a backfilled scenario, for tests.
+
+    with running_prometheus(openmetrics_text, tmp_path) as url:
+        ...  # url is http://127.0.0.1:<port>, its TSDB holds exactly that scenario
+
+The samples are written into blocks with `promtool tsdb create-blocks-from openmetrics`
+before Prometheus starts, so queries see them at their own timestamps (give times at least
+3 hours in the past: promtool writes whole blocks, Prometheus keeps them for 100 years).
+Nothing is scraped. Where Prometheus is not installed the test is skipped, saying so;
+under CI=true it fails instead, because CI is meant to have it.
+"""
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.processes import Process, free_port, wait_ready
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+READY_TIMEOUT_SECONDS = 30
+# Scrapes nothing: the backfilled blocks are all the data there is.
+CONFIG = "global:\n  evaluation_interval: 1m\n"
+
+
+def require_prometheus():
+    missing = [str(p) for p in (PROMETHEUS, PROMTOOL) if not os.access(p, os.X_OK)]
+    if not missing:
+        return
+    reason = f"{', '.join(missing)} not installed (Debian package prometheus)"
+    if os.getenv("CI") == "true":
+        pytest.fail(f"{reason}, and CI must run the real-Prometheus tests", pytrace=False)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def running_prometheus(openmetrics_text, tmp_path):
+    """Backfill `openmetrics_text` (ending in "# EOF") and serve it; yields the base URL.
+
+    Prometheus is always stopped on the way out (SIGTERM, then SIGKILL).
+    """
+    require_prometheus()
+    tmp_path = Path(tmp_path)
+    scenario = tmp_path / "scenario.om"
+    scenario.write_text(openmetrics_text)
+    tsdb = tmp_path / "tsdb"
+    backfill = subprocess.run(
+        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", scenario, tsdb],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if backfill.returncode != 0:
+        pytest.fail(f"promtool could not backfill:\n{backfill.stdout}{backfill.stderr}")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(CONFIG)
+    port = free_port()
+    process = Process(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tsdb}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path / "prometheus.log",
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(process, url, READY_TIMEOUT_SECONDS)
+        yield url
+    finally:
+        process.stop()
