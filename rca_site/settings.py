@@ -4,6 +4,7 @@ A malformed value stops start-up with ImproperlyConfigured instead of being gues
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -213,6 +214,23 @@ ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta
 ROOTLINE_INVESTIGATION_TIMEOUT = envduration(
     "ROOTLINE_INVESTIGATION_TIMEOUT", timedelta(minutes=15)
 )
+ROOTLINE_TOOL_BUDGET_TOKENS = envint("ROOTLINE_TOOL_BUDGET_TOKENS", 2000, minimum=200)
+# Extra secret shapes to redact: regular expressions, one per line or separated by ";;".
+ROOTLINE_REDACT_PATTERNS = [
+    p for p in (envsecret("ROOTLINE_REDACT_PATTERNS") or "").replace(";;", "\n").splitlines() if p
+]
+for _pattern in ROOTLINE_REDACT_PATTERNS:
+    try:
+        re.compile(_pattern)
+    except re.error as e:
+        raise ImproperlyConfigured(
+            f"ROOTLINE_REDACT_PATTERNS: {_pattern!r} is not a regular expression: {e}"
+        ) from e
+# Grafana Explore links next to each query, when Grafana and its datasource UIDs are known.
+ROOTLINE_GRAFANA_URL = os.getenv("ROOTLINE_GRAFANA_URL", "").rstrip("/")
+ROOTLINE_GRAFANA_ORG_ID = envint("ROOTLINE_GRAFANA_ORG_ID", 1, minimum=1)
+ROOTLINE_GRAFANA_LOKI_UID = os.getenv("ROOTLINE_GRAFANA_LOKI_UID", "")
+ROOTLINE_GRAFANA_PROMETHEUS_UID = os.getenv("ROOTLINE_GRAFANA_PROMETHEUS_UID", "")
 
 # django-q2's defaults re-deliver a failing task for ever (ack_failures off, unlimited
 # attempts). An investigation may cost LLM money: a task is tried at most twice, failures
@@ -232,3 +250,73 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Task queue",
 }
+
+# --- Telemetry backends -------------------------------------------------------------
+# Loki and a Prometheus-compatible store (Prometheus, Thanos, Cortex, Mimir), read by
+# investigations.telemetry. A backend whose URL is empty is not configured; tools that
+# need it say so instead of failing.
+
+
+def telemetry_backend(backend, api_prefix):
+    """The ROOTLINE_<backend>_* variables of one backend, checked together."""
+    name = f"ROOTLINE_{backend}"
+    url = os.getenv(f"{name}_URL", "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name}_URL={url!r} must start with http:// or https://")
+    prefix = os.getenv(f"{name}_API_PREFIX") or api_prefix
+    if not prefix.startswith("/"):
+        raise ImproperlyConfigured(f"{name}_API_PREFIX={prefix!r} must start with / (e.g. /api/v1)")
+    values = {
+        "URL": url.rstrip("/"),
+        "API_PREFIX": prefix.rstrip("/"),
+        "TENANT": os.getenv(f"{name}_TENANT", ""),
+        "USERNAME": os.getenv(f"{name}_USERNAME", ""),
+        "PASSWORD": envsecret(f"{name}_PASSWORD", ""),
+        "BEARER_TOKEN": envsecret(f"{name}_BEARER_TOKEN", ""),
+        "TLS_VERIFY": envbool(f"{name}_TLS_VERIFY", True),
+        "CA_BUNDLE": os.getenv(f"{name}_CA_BUNDLE", ""),
+        "TIMEOUT": envduration(f"{name}_TIMEOUT", timedelta(seconds=30)),
+        "MAX_CONCURRENCY": envint(f"{name}_MAX_CONCURRENCY", 4, minimum=1),
+    }
+    if bool(values["USERNAME"]) != bool(values["PASSWORD"]):
+        raise ImproperlyConfigured(
+            f"{name}_USERNAME and {name}_PASSWORD go together (HTTP basic auth); set both"
+        )
+    if values["USERNAME"] and values["BEARER_TOKEN"]:
+        raise ImproperlyConfigured(
+            f"{name}: set basic auth ({name}_USERNAME/_PASSWORD) or {name}_BEARER_TOKEN, not both"
+        )
+    if values["CA_BUNDLE"] and not Path(values["CA_BUNDLE"]).is_file():
+        raise ImproperlyConfigured(f"{name}_CA_BUNDLE={values['CA_BUNDLE']} is not a file")
+    if values["CA_BUNDLE"] and not values["TLS_VERIFY"]:
+        raise ImproperlyConfigured(
+            f"{name}_CA_BUNDLE is set but {name}_TLS_VERIFY is false; set one or the other"
+        )
+    if values["TIMEOUT"] <= timedelta(0):
+        raise ImproperlyConfigured(f"{name}_TIMEOUT must be longer than 0s")
+    return values
+
+
+_loki = telemetry_backend("LOKI", "/loki/api/v1")
+ROOTLINE_LOKI_URL = _loki["URL"]
+ROOTLINE_LOKI_API_PREFIX = _loki["API_PREFIX"]
+ROOTLINE_LOKI_TENANT = _loki["TENANT"]
+ROOTLINE_LOKI_USERNAME = _loki["USERNAME"]
+ROOTLINE_LOKI_PASSWORD = _loki["PASSWORD"]
+ROOTLINE_LOKI_BEARER_TOKEN = _loki["BEARER_TOKEN"]
+ROOTLINE_LOKI_TLS_VERIFY = _loki["TLS_VERIFY"]
+ROOTLINE_LOKI_CA_BUNDLE = _loki["CA_BUNDLE"]
+ROOTLINE_LOKI_TIMEOUT = _loki["TIMEOUT"]
+ROOTLINE_LOKI_MAX_CONCURRENCY = _loki["MAX_CONCURRENCY"]
+
+_prometheus = telemetry_backend("PROMETHEUS", "/api/v1")
+ROOTLINE_PROMETHEUS_URL = _prometheus["URL"]
+ROOTLINE_PROMETHEUS_API_PREFIX = _prometheus["API_PREFIX"]
+ROOTLINE_PROMETHEUS_TENANT = _prometheus["TENANT"]
+ROOTLINE_PROMETHEUS_USERNAME = _prometheus["USERNAME"]
+ROOTLINE_PROMETHEUS_PASSWORD = _prometheus["PASSWORD"]
+ROOTLINE_PROMETHEUS_BEARER_TOKEN = _prometheus["BEARER_TOKEN"]
+ROOTLINE_PROMETHEUS_TLS_VERIFY = _prometheus["TLS_VERIFY"]
+ROOTLINE_PROMETHEUS_CA_BUNDLE = _prometheus["CA_BUNDLE"]
+ROOTLINE_PROMETHEUS_TIMEOUT = _prometheus["TIMEOUT"]
+ROOTLINE_PROMETHEUS_MAX_CONCURRENCY = _prometheus["MAX_CONCURRENCY"]
