@@ -11,11 +11,11 @@ import logging
 import secrets
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from ninja import Router, Status
 from pydantic import ValidationError
 
-from alerts.ingest import ingest
+from alerts.ingest import ingest, prepare
 from alerts.models import WebhookDelivery
 from alerts.schemas import (
     AlertmanagerPayload,
@@ -115,9 +115,10 @@ def parse(body, size, limit):
         raise Refused(422, Outcome.INVALID, "payload_invalid", message, fields) from None
 
 
-def keep_delivery(request, body, size, refused=None):
-    """Write the raw delivery, trimmed for refusals so storage stays bounded."""
-    keep = len(body) if refused is None else settings.ROOTLINE_REFUSED_BODY_KEEP_BYTES
+def keep_delivery(request, body, size, refused=None, whole=False):
+    """Write the raw delivery, trimmed for refusals (unless `whole`) so storage stays
+    bounded whatever an unauthenticated or broken sender posts."""
+    keep = len(body) if refused is None or whole else settings.ROOTLINE_REFUSED_BODY_KEEP_BYTES
     headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
     auth_scheme = request.headers.get("Authorization", "").partition(" ")[0]
     if auth_scheme:
@@ -134,9 +135,33 @@ def keep_delivery(request, body, size, refused=None):
     )
 
 
+def ingest_failure(exc):
+    """The answer when the alerts of an accepted payload could not be stored.
+
+    A database error gets 503, so Alertmanager retries; anything else is a bug (500, and
+    Alertmanager retries too).
+    """
+    if isinstance(exc, DatabaseError):
+        log.error("webhook alerts not stored, answering 503: %s", exc)
+        return Refused(
+            503,
+            Outcome.FAILED,
+            "database_unavailable",
+            f"The alert store failed ({type(exc).__name__}); no alert was stored. Retry later.",
+        )
+    log.exception("webhook alerts not stored, answering 500")
+    return Refused(
+        500,
+        Outcome.FAILED,
+        "ingest_failed",
+        f"The alerts could not be stored ({type(exc).__name__}); this is a bug in Rootline, "
+        "see its log. Retry later.",
+    )
+
+
 @router.post(
     "/alertmanager",
-    response={202: WebhookAcceptedOut, (400, 401, 413, 422, 503): ErrorOut},
+    response={202: WebhookAcceptedOut, (400, 401, 413, 422, 500, 503): ErrorOut},
     summary="Receive an Alertmanager webhook notification",
     openapi_extra={
         "requestBody": {
@@ -153,6 +178,7 @@ def alertmanager_webhook(request):
     starts an investigation unless its group already has one within ROOTLINE_GROUP_WINDOW.
     """
     limit = settings.ROOTLINE_WEBHOOK_MAX_BYTES
+    failure = None
     try:
         body, size = read_body(request, limit)
         try:
@@ -161,8 +187,20 @@ def alertmanager_webhook(request):
         except Refused as refused:
             keep_delivery(request, body, size, refused)
             return refused.answer()
-        delivery = keep_delivery(request, body, size)
-        result = ingest(payload, delivery)
+        batch = prepare(payload)
+        # One transaction, one commit: the delivery row, the alerts, the investigation
+        # and its task. Should ingest fail, all of it is rolled back and the raw delivery
+        # is kept on its own, whole and marked failed, for replay.
+        try:
+            with transaction.atomic():
+                delivery = keep_delivery(request, body, size)
+                result = ingest(batch, delivery)
+        except Exception as exc:
+            failure = ingest_failure(exc)
+            kept = keep_delivery(request, body, size, failure, whole=True)
+            failure.message += f" The raw delivery was kept (id {kept.pk}) for replay."
+            WebhookDelivery.objects.filter(pk=kept.pk).update(error=failure.message)
+            return failure.answer()
     except DatabaseError as exc:
         log.error("webhook delivery not stored, answering 503: %s", exc)
         body = {

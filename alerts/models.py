@@ -16,6 +16,7 @@ class WebhookDelivery(models.Model):
         TOO_LARGE = "too_large", "body too large (413)"
         NOT_JSON = "not_json", "body is not JSON (400)"
         INVALID = "invalid", "not an Alertmanager v4 payload (422)"
+        FAILED = "failed", "kept, but its alerts could not be stored (500)"
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)

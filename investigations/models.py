@@ -94,11 +94,25 @@ class Investigation(models.Model):
         return (self.finished_at or timezone.now()) - self.started_at
 
     def enqueue(self):
-        """Queue the investigation for a worker once the current transaction commits."""
+        """Queue the investigation for a worker, atomically with the current transaction.
+
+        With django-q2's ORM broker on this database (Rootline's setting) the task row is
+        written in the caller's transaction: the investigation and its task commit together
+        or not at all, and no worker sees the task before the investigation exists. With
+        any other broker the task is sent once the transaction has committed.
+        """
+        from django_q.conf import Conf
         from django_q.tasks import async_task
 
         pk = self.pk
-        transaction.on_commit(lambda: async_task(TASK, pk, task_name=f"investigation-{pk}"))
+
+        def send():
+            async_task(TASK, pk, task_name=f"investigation-{pk}")
+
+        if Conf.ORM and (self._state.db or "default") == Conf.ORM:
+            send()
+        else:
+            transaction.on_commit(send)
 
     def claim(self):
         """Take the investigation for this worker; False when another worker has it.

@@ -146,8 +146,10 @@ try:
 except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {e}") from e
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite backend, with writers queueing on a lock file (see its docstring).
+    DATABASES["default"]["ENGINE"] = "rca_site.sqlite"
     DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_MAX_AGE"] = 600
     # A file beside the database, not memory, so a real qcluster started by a test can
     # open the test database too.
     _db_path = Path(DATABASES["default"]["NAME"])

@@ -50,7 +50,7 @@ def database_url(settings_dict):
     """
     engine = settings_dict["ENGINE"]
     name = str(settings_dict["NAME"])
-    if engine == "django.db.backends.sqlite3":
+    if engine in ("django.db.backends.sqlite3", "rca_site.sqlite"):
         if name == ":memory:" or "mode=memory" in name:
             raise ValueError(f"SQLite database {name!r} is in memory; no other process can open it")
         return f"sqlite:///{Path(name).resolve()}"

@@ -10,6 +10,7 @@ from django_q.models import OrmQ
 
 from alerts.models import Alert, WebhookDelivery
 from investigations.models import Investigation
+from tests.factories import make_alert
 from tests.shared import alertmanager_body, alertmanager_fixture_names
 
 pytestmark = pytest.mark.django_db
@@ -178,9 +179,8 @@ def test_a_listed_severity_starts_one(post_webhook, settings):
     assert post_webhook(body).json()["investigations_queued"] == 1
 
 
-def test_the_investigation_is_queued_for_a_worker(post_webhook, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        post_webhook(alertmanager_body("firing_single_checkout"))
+def test_the_investigation_is_queued_for_a_worker(post_webhook):
+    post_webhook(alertmanager_body("firing_single_checkout"))
 
     investigation = Investigation.objects.get()
     assert investigation.status == "queued"
@@ -361,6 +361,29 @@ def test_a_failure_after_the_delivery_is_stored_leaves_it_for_replay(post_webhoo
         response = post_webhook(alertmanager_body("firing_single_checkout"))
 
     assert response.status_code == 503
+    assert response.json()["error"] == "database_unavailable"
     delivery = WebhookDelivery.objects.get()
-    assert delivery.outcome == WebhookDelivery.Outcome.RECEIVED
+    assert delivery.outcome == WebhookDelivery.Outcome.FAILED
+    assert delivery.status_code == 503
+    assert f"id {delivery.pk}" in response.json()["message"]
     assert Alert.objects.count() == 0
+    assert not Investigation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bug_in_ingest_keeps_the_delivery_and_answers_500(post_webhook, monkeypatch):
+    def broken(batch, delivery):
+        make_alert("half-written")
+        raise KeyError("oops")
+
+    monkeypatch.setattr("alerts.api.ingest", broken)
+    body = json.dumps(alertmanager_body("firing_single_checkout")).encode()
+
+    response = post_webhook(body)
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "ingest_failed"
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.outcome == WebhookDelivery.Outcome.FAILED
+    assert bytes(delivery.body) == body
+    assert Alert.objects.count() == 0  # the half-written work was rolled back

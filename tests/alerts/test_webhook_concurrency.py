@@ -23,10 +23,12 @@ pytestmark = [
 
 
 def post_at_once(body, token, rounds=1):
+    """Each of THREADS threads posts `body` (or its own body, given a list) `rounds` times."""
+    bodies = body if isinstance(body, list) else [body] * THREADS
     barrier = threading.Barrier(THREADS)
     answers = []
 
-    def send():
+    def send(body):
         client = Client()
         try:
             for _ in range(rounds):
@@ -42,7 +44,7 @@ def post_at_once(body, token, rounds=1):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=send) for _ in range(THREADS)]
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -75,3 +77,18 @@ def test_concurrent_resolutions_count_one_transition(webhook_token):
 
     assert sum(a.json()["alerts_resolved"] for a in answers) == 1
     assert Alert.objects.get().status == "resolved"
+
+
+def test_concurrent_deliveries_of_one_new_group_start_one_investigation(webhook_token):
+    # Different alerts of the same group, e.g. after Alertmanager's group_interval.
+    bodies = []
+    for n in range(THREADS):
+        body = alertmanager_body("firing_single_checkout")
+        body["alerts"][0]["fingerprint"] = f"{n:016x}"
+        bodies.append(body)
+
+    answers = post_at_once(bodies, webhook_token)
+
+    assert [a.status_code for a in answers] == [202] * THREADS
+    assert sum(a.json()["investigations_queued"] for a in answers) == 1
+    assert Investigation.objects.get().alerts.count() == THREADS

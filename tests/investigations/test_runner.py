@@ -3,7 +3,9 @@
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from investigations import runner
 from investigations.models import Investigation, ToolCall
@@ -100,15 +102,26 @@ def test_steps_are_numbered_in_order():
     assert second.parent == first
 
 
-def test_rerun_queues_a_new_investigation_of_the_same_alerts(django_capture_on_commit_callbacks):
+def test_rerun_queues_a_new_investigation_of_the_same_alerts():
     alerts = [make_alert("aa01"), make_alert("aa02")]
     first = make_investigation(*alerts, group_key="g")
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        again = first.rerun()
+    again = first.rerun()
 
     assert again.kind == "rerun"
     assert again.rerun_of == first
     assert again.status == "queued"
     assert set(again.alerts.all()) == set(alerts)
-    assert len(callbacks) == 1  # enqueued once committed
+    [queued] = OrmQ.objects.all()
+    assert queued.task["args"] == (again.pk,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_is_queued_only_if_its_investigation_commits():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_investigation(make_alert("aa01")).enqueue()
+        assert OrmQ.objects.count() == 1  # written in the same transaction...
+        raise RuntimeError("the request failed after queueing")
+
+    assert not Investigation.objects.exists()
+    assert not OrmQ.objects.exists()  # ...so rolled back with it: no task for a ghost
