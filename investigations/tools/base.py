@@ -16,7 +16,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from investigations.telemetry import TelemetryError
-from investigations.tools.compaction import DEFAULT_BUDGET_TOKENS, estimate_tokens
+from investigations.tools.compaction import (
+    DEFAULT_BUDGET_TOKENS,
+    compact_metrics,
+    estimate_tokens,
+)
 from investigations.tools.guardrails import GuardrailError
 from investigations.tools.redaction import redact, redact_data
 
@@ -32,6 +36,7 @@ class ToolContext:
     baseline: tuple[datetime, datetime]
     scope: dict = field(default_factory=dict)
     alerts: list[dict] = field(default_factory=list)
+    related_alerts: list[dict] = field(default_factory=list)
     loki: Any = None
     prometheus: Any = None
     budget_tokens: int = DEFAULT_BUDGET_TOKENS
@@ -66,6 +71,41 @@ class Tool:
         schema = self.input_model.model_json_schema()
         schema.pop("title", None)
         return {"name": self.name, "description": self.description, "input_schema": schema}
+
+
+def default_window(context, max_range):
+    """Baseline start to incident end, shortened from the start to at most `max_range`."""
+    end = context.incident[1]
+    return (max(context.baseline[0], end - max_range), end)
+
+
+def incident_split(context, window, complete):
+    """Arguments for the log compactors: where the incident starts, and the range the
+    lines cover when the answer was complete (so templates can be judged new)."""
+    span = (_ns(window.start), _ns(window.end)) if complete else None
+    return {"incident_start_ns": _ns(context.incident[0]), "window_ns": span}
+
+
+def summarised_series(context, head, series):
+    """`series` ((labels, points) pairs) summarised baseline vs incident under `head`:
+    a Compacted whose text starts with `head`."""
+    compacted = compact_metrics(
+        series,
+        baseline=tuple(t.timestamp() for t in context.baseline),
+        incident=tuple(t.timestamp() for t in context.incident),
+        budget_tokens=room_for(head, context),
+    )
+    compacted.text = f"{head}\n{compacted.text}"
+    return compacted
+
+
+def room_for(head, context):
+    """The tokens left for a compacted body under `head` (and the newline after it)."""
+    return max(context.budget_tokens - estimate_tokens(head + "\n"), 0)
+
+
+def _ns(moment):
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def error(message, query=""):
@@ -106,9 +146,12 @@ def finish(result, budget_tokens):
     text = redact(result.text)
     data = redact_data(result.data)
     query = redact(result.query)
-    counts = dict(text.counts)
-    for kind, n in data.counts.items():
-        counts[kind] = max(counts.get(kind, 0), n)
+    # What the tool's compaction already redacted, plus what is found now (the same
+    # secret is often in the text and in the data: count it once).
+    counts = dict(result.redactions)
+    for kind in text.counts.keys() | data.counts.keys():
+        found = max(text.counts.get(kind, 0), data.counts.get(kind, 0))
+        counts[kind] = counts.get(kind, 0) + found
     result.text, result.data, result.query, result.redactions = (
         text.text,
         data.value,

@@ -226,7 +226,7 @@ def _template_line(template):
 
 
 def _series_line(s):
-    labels = _cut(_labels(s.labels), MAX_LABELS_CHARS)
+    labels = _cut(series_name(s.labels), MAX_LABELS_CHARS)
     if s.state == "present":
         if s.baseline_mean == 0:
             change = f"mean from 0 to {_num(s.incident_mean)}"
@@ -258,7 +258,8 @@ def _series_line(s):
     return line
 
 
-def _labels(labels):
+def series_name(labels):
+    """A series as PromQL writes it: name{label="value",...}."""
     name = labels.get("__name__", "")
     rest = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
     return f"{name}{{{rest}}}"

@@ -1,0 +1,77 @@
+"""The alert context tool: the investigation's alerts, its group's other alerts, the scope."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from alerts.models import Alert
+from investigations import runner
+from investigations.tools import TOOLS, build_context, call
+from investigations.tools.compaction import estimate_tokens
+from tests.factories import T0, make_alert, make_investigation
+
+pytestmark = pytest.mark.django_db
+
+GROUP = '{}:{alertname="HighErrorRate", namespace="production"}'
+TOKEN = "glpat-AbCdEfGhIjKlMnOpQrSt"
+
+
+def alert(fingerprint, starts_at=T0, **labels):
+    row = make_alert(fingerprint, starts_at=starts_at, service="checkout", **labels)
+    Alert.objects.filter(pk=row.pk).update(
+        group_key=GROUP,
+        annotations={
+            "summary": f"5xx ratio above 5% on {labels.get('pod', 'checkout')}",
+            "runbook_url": f"https://runbooks.example/5xx?private_token={TOKEN}",
+        },
+    )
+    row.refresh_from_db()
+    return row
+
+
+def investigated(*alerts):
+    investigation = make_investigation(*alerts, group_key=GROUP, as_of=T0 + timedelta(minutes=10))
+    runner.scope_step(investigation)
+    return investigation
+
+
+def run_alert_context(investigation, **options):
+    context = build_context(investigation, **options)
+    return asyncio.run(call(TOOLS["alert_context"], context, {}))
+
+
+def test_it_shows_the_alerts_the_group_and_the_windows():
+    first = alert("aa01", pod="checkout-1")
+    investigation = investigated(first)
+    alert("aa02", starts_at=T0 + timedelta(minutes=2), pod="checkout-2")  # joined later
+    alert("aa03", starts_at=T0 - timedelta(days=2), pod="old")  # long before: not related
+
+    result = run_alert_context(investigation)
+
+    assert not result.is_error, result.text
+    assert "1 alert(s) of this investigation" in result.text
+    assert "HighErrorRate [firing] since 2026-11-25T04:00:00Z" in result.text
+    assert "5xx ratio above 5% on checkout-1" in result.text
+    assert "1 other alert(s) of the same group" in result.text
+    assert "checkout-2" in result.text and "pod=old" not in result.text
+    assert 'Scope {namespace="production"}; services: checkout' in result.text
+    assert "incident 2026-11-25 03:45..04:10 UTC" in result.text
+    assert [a["fingerprint"] for a in result.data["related_alerts"]] == ["aa02"]
+
+
+def test_secrets_in_annotations_are_redacted():
+    result = run_alert_context(investigated(alert("aa01")))
+
+    assert TOKEN not in result.text + str(result.data)
+    assert result.redactions
+
+
+def test_a_storm_is_held_to_the_budget():
+    alerts = [alert(f"{n:04x}", pod=f"checkout-{n}") for n in range(40)]
+    investigation = investigated(*alerts)
+
+    result = run_alert_context(investigation, budget_tokens=300)
+
+    assert estimate_tokens(result.text) <= 300
+    assert len(result.data["alerts"]) == 40  # the timeline keeps all of them
