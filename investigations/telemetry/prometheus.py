@@ -40,21 +40,28 @@ class PrometheusClient(Client):
     settings_name = "PROMETHEUS"
     api_prefix = API_PREFIX
 
-    async def query(self, query, time=None):
+    async def query(self, query, time=None, *, timeout=None):
         """An instant PromQL query at `time` (the server's now when None): QueryResult
-        of `vector`, `scalar`, `matrix` (a range selector) or `string`."""
-        params = {"query": query, "time": None if time is None else to_unix_seconds(time)}
+        of `vector`, `scalar`, `matrix` (a range selector) or `string`. `timeout`
+        (seconds) bounds the evaluation on the server."""
+        params = {
+            "query": query,
+            "time": None if time is None else to_unix_seconds(time),
+            "timeout": None if timeout is None else f"{to_step_seconds(timeout)}s",
+        }
         return await self._query("query", params)
 
-    async def query_range(self, query, start, end, step):
+    async def query_range(self, query, start, end, step, *, timeout=None):
         """A PromQL range query: QueryResult of `matrix`, each Series' points
         (unix seconds, float) every `step` (seconds or timedelta) from `start` to `end`.
-        The server refuses more than 11,000 points per series (QueryError)."""
+        The server refuses more than 11,000 points per series (QueryError). `timeout`
+        (seconds) bounds the evaluation on the server."""
         params = {
             "query": query,
             "start": to_unix_seconds(start),
             "end": to_unix_seconds(end),
             "step": to_step_seconds(step),
+            "timeout": None if timeout is None else f"{to_step_seconds(timeout)}s",
         }
         return await self._query("query_range", params)
 

@@ -10,6 +10,7 @@ from investigations.tools.compaction import estimate_tokens, series_name
 from investigations.tools.guardrails import (
     MAX_METRIC_RANGE,
     MAX_SERIES,
+    QUERY_TIMEOUT_SECONDS,
     check_query,
     check_series_count,
     choose_step,
@@ -55,7 +56,7 @@ async def query_metrics(context, params):
     query = check_query(params.query, "PromQL")
     at = parse_time(params.time, "time") if params.time else context.incident[1]
     at = min(at, context.now)
-    result = await context.prometheus.query(query, at)
+    result = await context.prometheus.query(query, at, timeout=QUERY_TIMEOUT_SECONDS)
     samples = sorted(result.vector, key=lambda s: _sort_value(s.value), reverse=True)
     check_series_count(len(samples) + len(result.matrix), query)
     head = f"PromQL {query} at {at:%Y-%m-%d %H:%M:%S} UTC"
@@ -91,7 +92,9 @@ async def query_metrics_range(context, params):
         what="a metric range query",
     )
     step = choose_step(window.seconds, params.step)
-    result = await context.prometheus.query_range(query, window.start, window.end, step)
+    result = await context.prometheus.query_range(
+        query, window.start, window.end, step, timeout=QUERY_TIMEOUT_SECONDS
+    )
     check_series_count(len(result.matrix), query)
     head = (
         f"PromQL {query} over {window.start:%Y-%m-%d %H:%M}..{window.end:%H:%M} UTC, step {step}s"

@@ -9,13 +9,15 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import respx
 
 from investigations.telemetry import BackendConfig, PrometheusClient, clear_cache
 from investigations.tools import METRIC_TOOLS, TOOLS, ToolContext, call
 from investigations.tools.compaction import estimate_tokens
+from tests.investigations.telemetry.recorded import recorded, response
 from tests.realprometheus import running_prometheus
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # most tests start a real Prometheus
 
 STEP_SECONDS = 15
 START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
@@ -179,3 +181,15 @@ def test_an_unreachable_prometheus_is_reported_not_raised():
 
     assert result.is_error
     assert "127.0.0.1:9" in result.text or "unavailable" in result.text.lower()
+
+
+def test_queries_carry_a_server_side_timeout():
+    # The request itself, as respx sees it: Prometheus stops evaluating after 30 s.
+    with respx.mock(base_url="http://prometheus.test", assert_all_called=True) as router:
+        route = router.get("/api/v1/query").mock(
+            return_value=response(recorded("prometheus", "query_vector"))
+        )
+        result = run_tool("http://prometheus.test", "query_metrics", {"query": "up"})
+
+    assert not result.is_error, result.text
+    assert route.calls.last.request.url.params["timeout"] == "30s"
