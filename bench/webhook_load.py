@@ -32,7 +32,10 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_DIR = ROOT.parent / "shared" / "fixtures" / "alertmanager"
+sys.path.insert(0, str(ROOT))
+from tests.shared import FIXTURES_DIR as SHARED_FIXTURES_DIR  # noqa: E402
+
+FIXTURES_DIR = SHARED_FIXTURES_DIR / "alertmanager"
 DOC_PATH = ROOT / "docs" / "BENCHMARKS.md"
 VENV_BIN = Path(sys.executable).parent
 LOOPBACK = "127.0.0.1"

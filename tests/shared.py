@@ -4,7 +4,12 @@ import json
 import os
 from pathlib import Path
 
-SHARED_DIR = Path(os.getenv("ROOTLINE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+# ROOTLINE_SHARED_DIR, else shared/ beside the checkout (/work/main -> /work/shared), else
+# the workplace's /work/shared (a clone elsewhere, e.g. CI's).
+_CANDIDATES = [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+SHARED_DIR = Path(
+    os.getenv("ROOTLINE_SHARED_DIR") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+)
 FIXTURES_DIR = SHARED_DIR / "fixtures"
 
 
