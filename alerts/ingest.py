@@ -43,6 +43,7 @@ class Batch:
     rows: list  # one tuple of values per distinct episode, COLUMNS minus the delivery ids
     resolved: list  # whether each row is a resolution
     now: datetime
+    first_start: datetime | None  # of the firing alerts
 
 
 def prepare(payload) -> Batch:
@@ -56,6 +57,9 @@ def prepare(payload) -> Batch:
         rows=[_values(alert, payload.groupKey, now) for alert in episodes],
         resolved=[alert.status == Alert.Status.RESOLVED for alert in episodes],
         now=now,
+        first_start=min(
+            (a.startsAt for a in episodes if a.status == Alert.Status.FIRING), default=None
+        ),
     )
 
 
@@ -76,7 +80,10 @@ def ingest(batch: Batch, delivery: WebhookDelivery) -> IngestResult:
     new = [row for row in returned if row.first_delivery_id == pk]
     resolved = sum(1 for row in returned if row.resolved_delivery_id == pk)
     queued = _fold_into_investigations(
-        [row for row in new if row.status == Alert.Status.FIRING], batch.group_key, batch.now
+        [row for row in new if row.status == Alert.Status.FIRING],
+        batch.group_key,
+        batch.now,
+        as_of=_replay_as_of(batch.first_start),
     )
     WebhookDelivery.objects.filter(pk=pk).update(
         outcome=WebhookDelivery.Outcome.ACCEPTED,
@@ -170,7 +177,13 @@ def _upsert(params):
         return [Upserted(*row) for row in cursor.fetchall()]
 
 
-def _fold_into_investigations(new_firing, group_key, now):
+def _replay_as_of(first_start):
+    """The fixed "now" of a new investigation when replaying (ROOTLINE_REPLAY_AS_OF)."""
+    offset = settings.ROOTLINE_REPLAY_AS_OF
+    return first_start + offset if offset is not None and first_start else None
+
+
+def _fold_into_investigations(new_firing, group_key, now, as_of=None):
     """Attach new firing episodes to their group's recent investigation, or start one.
 
     Returns how many investigations were queued (0 or 1). On PostgreSQL a transaction
@@ -203,7 +216,9 @@ def _fold_into_investigations(new_firing, group_key, now):
             severities = settings.ROOTLINE_INVESTIGATE_SEVERITIES
             if severities and not any(row.severity in severities for row in new_firing):
                 return 0
-            investigation = Investigation.objects.create(group_key=group_key, created_at=now)
+            investigation = Investigation.objects.create(
+                group_key=group_key, created_at=now, as_of=as_of
+            )
             investigation_id = investigation.pk
         else:
             investigation_id = recent[0]

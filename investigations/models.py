@@ -63,6 +63,11 @@ class Investigation(models.Model):
     cached_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
 
+    suspects = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="services ranked by the signal scan: [{service, score, evidence: [...]}]",
+    )
     report = models.JSONField(null=True, blank=True)
     report_text = models.TextField(blank=True)
 

@@ -1,16 +1,21 @@
 """One investigation, end to end. The only place the investigation steps touch models.
 
 Each step is a ToolCall written when it starts and when it ends, so the timeline shows
-it live. Steps so far: scope. The signal scan and the agents come after it.
+it live. Steps: the scope, then the signal scan (metrics and logs, then the ranking),
+then the report (signals-only until the agents come after the scan).
 """
 
+import asyncio
 import logging
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.utils import timezone
 
+from investigations import signals
 from investigations.models import Investigation, ToolCall
-from investigations.scope import derive_scope
+from investigations.scope import derive_scope, quote
+from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,9 @@ def run(investigation_id):
         log.info("investigation %s is %s; not running it", investigation_id, investigation.status)
         return
     try:
-        scope_step(investigation)
+        scope = scope_step(investigation)
+        suspects, unchecked = signals_step(investigation, scope)
+        report_step(investigation, scope, suspects, unchecked)
     except Exception as exc:
         log.exception("investigation %s failed", investigation_id)
         investigation.finish(Investigation.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -79,3 +86,172 @@ def describe(scope):
         f"Baseline {scope.baseline_start:%H:%M} to {scope.incident_start:%H:%M} UTC, "
         f"incident {scope.incident_start:%H:%M} to {scope.incident_end:%H:%M} UTC."
     )
+
+
+def scan_windows(investigation, scope):
+    """(baseline, incident) for the signal scan: the incident opens
+    ROOTLINE_SIGNALS_LOOKBACK before the first alert (tighter than the scope's window,
+    so an earlier, unrelated change is not mistaken for this one) and the baseline is the
+    ROOTLINE_BASELINE_WINDOW before that."""
+    first = min(a.starts_at for a in investigation.alerts.all())
+    start = min(first - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
+    return (start - settings.ROOTLINE_BASELINE_WINDOW, start), (start, scope.incident_end)
+
+
+def signals_step(investigation, scope):
+    """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked)."""
+    baseline, incident = scan_windows(investigation, scope)
+    service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
+    matchers = scope.matchers
+    selector = (
+        "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
+        if matchers
+        else "{" + service_label + '=~".+"}'
+    )
+    windows = {
+        "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
+        "incident": [incident[0].isoformat(), incident[1].isoformat()],
+    }
+    prometheus = PrometheusClient.from_settings()
+    loki = LokiClient.from_settings()
+    unchecked = []
+    calls = {}
+    if prometheus:
+        calls["metrics"] = ToolCall.start(
+            investigation, ToolCall.Agent.SIGNALS, "scan_metrics", {"query": selector, **windows}
+        )
+    else:
+        unchecked.append("metrics (ROOTLINE_PROMETHEUS_URL is not set)")
+    if loki:
+        calls["logs"] = ToolCall.start(
+            investigation,
+            ToolCall.Agent.SIGNALS,
+            "scan_logs",
+            {"query": f"{selector} |~ {quote(signals.logs.ERROR_FILTER)}", **windows},
+        )
+    else:
+        unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
+    metric_scan, log_scan = asyncio.run(
+        _scan(prometheus, loki, matchers, selector, service_label, baseline, incident)
+    )
+    metric_scores, service_logs = [], {}
+    if "metrics" in calls:
+        if isinstance(metric_scan, Exception):
+            unchecked.append(f"metrics: {metric_scan}")
+            calls["metrics"].end(error=f"{type(metric_scan).__name__}: {metric_scan}")
+        else:
+            metric_scores = metric_scan.scores
+            calls["metrics"].end(*_describe_metric_scan(metric_scan, service_label))
+    if "logs" in calls:
+        if isinstance(log_scan, Exception):
+            unchecked.append(f"logs: {log_scan}")
+            calls["logs"].end(error=f"{type(log_scan).__name__}: {log_scan}")
+        else:
+            service_logs = log_scan.services
+            calls["logs"].end(*_describe_log_scan(log_scan))
+    with step(
+        investigation, ToolCall.Agent.SIGNALS, "rank_suspects", {"service_label": service_label}
+    ) as call:
+        suspects = signals.rank_suspects(
+            metric_scores, service_logs, service_label, services_in_scope=scope.services
+        )
+        ranked = [s.as_dict() for s in suspects if s.score > 0]
+        call.result = (
+            {"suspects": ranked},
+            "; ".join(
+                f"{n}. {s['service']} ({s['score']:.2f})" for n, s in enumerate(ranked[:5], 1)
+            )
+            or "no service changed clearly",
+        )
+    investigation.suspects = ranked
+    investigation.save(update_fields=["suspects"])
+    return [s for s in suspects if s.score > 0], unchecked
+
+
+async def _scan(prometheus, loki, matchers, selector, service_label, baseline, incident):
+    """Both scans at once; each result is the scan or the exception that stopped it."""
+
+    async def metrics():
+        async with prometheus:
+            return await signals.scan_metrics(
+                prometheus, matchers, baseline, incident, now=incident[1], selector=selector
+            )
+
+    async def logs():
+        async with loki:
+            labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
+            return await signals.scan_logs(
+                loki, matchers, labels, baseline, incident, now=incident[1], selector=selector
+            )
+
+    async def guarded(scan):
+        try:
+            return await scan()
+        except (TelemetryError, OSError) as exc:
+            return exc
+
+    return await asyncio.gather(
+        guarded(metrics) if prometheus else _nothing(),
+        guarded(logs) if loki else _nothing(),
+    )
+
+
+async def _nothing():
+    return None
+
+
+def _describe_metric_scan(scan, service_label):
+    top = [
+        {**s.as_evidence(service_label), "service": s.labels.get(service_label)}
+        for s in scan.scores[:20]
+    ]
+    text = (
+        f"{scan.series_found} series of {scan.metrics} metrics scanned"
+        f"{' (capped)' if scan.truncated else ''}; "
+        + (
+            "most abnormal: "
+            + "; ".join(f"{t['metric']} of {t['service']} ({t['score']:.1f})" for t in top[:5])
+            if top
+            else "no series"
+        )
+    )
+    if scan.errors:
+        text += f"; {len(scan.errors)} metric(s) could not be read"
+    output = {
+        "series": scan.series_found,
+        "metrics": scan.metrics,
+        "truncated": scan.truncated,
+        "top": top,
+        "errors": scan.errors[:20],
+    }
+    return output, text
+
+
+def _describe_log_scan(scan):
+    ranked = sorted(scan.services.values(), key=lambda s: s.score, reverse=True)
+    text = f"{scan.lines[0]} baseline and {scan.lines[1]} incident error-like lines" + (
+        " (capped)" if scan.truncated else ""
+    )
+    if ranked:
+        text += "; most: " + "; ".join(
+            f"{s.service} ({s.incident_lines}, {s.new_template_lines} new)" for s in ranked[:5]
+        )
+    output = {
+        "query": scan.query,
+        "lines": list(scan.lines),
+        "truncated": scan.truncated,
+        "services": [{"service": s.service, **s.as_evidence()} for s in ranked[:20]],
+    }
+    return output, text
+
+
+def report_step(investigation, scope, suspects, unchecked):
+    """The signals-only report (the agents, when configured, come in a later step)."""
+    with step(investigation, ToolCall.Agent.SIGNALS, "signals_report") as call:
+        report, text = signals.build_report(
+            suspects, alerting_services=set(scope.services), unchecked=unchecked
+        )
+        call.result = (report, text)
+    investigation.report = report
+    investigation.report_text = text
+    investigation.save(update_fields=["report", "report_text"])

@@ -1,9 +1,12 @@
 """The one NinjaAPI: the Alertmanager webhook and the JSON API, each app adding its router."""
 
+from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from alerts.api import router as webhook_router
+from investigations.api import alerts_router
+from investigations.api import router as investigations_router
 
 api = NinjaAPI(
     title="Rootline",
@@ -14,6 +17,8 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/webhooks", webhook_router)
+api.add_router("/api/v1/investigations", investigations_router)
+api.add_router("/api/v1/alerts", alerts_router)
 
 
 def error_answer(request, status, error, message, fields=()):
@@ -32,7 +37,18 @@ def validation_error(request, exc):
 
 @api.exception_handler(AuthenticationError)
 def authentication_error(request, exc):
-    return error_answer(request, 401, "unauthorized", "Authentication required.")
+    return error_answer(
+        request,
+        401,
+        "unauthorized",
+        "Authentication required: send `Authorization: Bearer <token>` with a token from "
+        "`manage.py create_api_token`, or log in.",
+    )
+
+
+@api.exception_handler(Http404)
+def not_found(request, exc):
+    return error_answer(request, 404, "not_found", str(exc) or "Not found.")
 
 
 @api.exception_handler(HttpError)

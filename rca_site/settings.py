@@ -213,6 +213,10 @@ ROOTLINE_SCOPE_LABELS = envlist(
 )
 ROOTLINE_BASELINE_WINDOW = envduration("ROOTLINE_BASELINE_WINDOW", timedelta(hours=1))
 ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta(minutes=15))
+ROOTLINE_SIGNALS_LOOKBACK = envduration("ROOTLINE_SIGNALS_LOOKBACK", timedelta(minutes=2))
+# Replaying past incidents (benchmarks, drills): investigate as of the first alert's
+# startsAt plus this, reading no data after it. Unset: as of the moment the worker runs.
+ROOTLINE_REPLAY_AS_OF = envduration("ROOTLINE_REPLAY_AS_OF", None)
 ROOTLINE_INVESTIGATION_TIMEOUT = envduration(
     "ROOTLINE_INVESTIGATION_TIMEOUT", timedelta(minutes=15)
 )

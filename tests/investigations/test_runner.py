@@ -24,8 +24,17 @@ def test_a_queued_investigation_runs_its_scope_step_and_completes(settings):
     assert investigation.status == "completed"
     assert investigation.attempts == 1
     assert investigation.started_at <= investigation.finished_at
-    [step] = investigation.steps.all()
+    step, *rest = investigation.steps.order_by("sequence")
     assert (step.sequence, step.agent, step.tool, step.status) == (1, "scope", "derive_scope", "ok")
+    # No backend is configured here: the scan ranks nothing and the report says so.
+    assert [(s.agent, s.tool, s.status) for s in rest] == [
+        ("signals", "rank_suspects", "ok"),
+        ("signals", "signals_report", "ok"),
+    ]
+    assert investigation.report["unchecked"] == [
+        "metrics (ROOTLINE_PROMETHEUS_URL is not set)",
+        "logs (ROOTLINE_LOKI_URL is not set)",
+    ]
     assert step.input == {"alerts": [alert.fingerprint]}
     assert step.output["matchers"] == {"namespace": "production"}
     assert step.output["services"] == ["checkout"]

@@ -82,8 +82,9 @@ def test_a_real_worker_runs_the_queued_investigation_and_records_its_scope(
     assert investigation.status == "completed", report()
     assert investigation.attempts == 1
     assert investigation.created_at <= investigation.started_at <= investigation.finished_at
-    [step] = investigation.steps.all()
+    step = investigation.steps.order_by("sequence").first()
     assert (step.agent, step.tool, step.status) == ("scope", "derive_scope", "ok"), report()
+    assert investigation.report["source"] == "signals", report()
     assert step.input == {"alerts": [sent["fingerprint"]]}
     assert step.output["matchers"] == {"namespace": "production"}
     assert step.output["services"] == [sent["labels"]["service"]]

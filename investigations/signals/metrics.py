@@ -1,0 +1,173 @@
+"""The metric scan: every series in scope, scored by how abnormal the incident is.
+
+Nothing here knows a metric name. Series are discovered under the scope's matchers, fetched
+per metric name as `avg_over_time(...[step])` (one value per step, whatever the scrape
+interval), counters are recognised by their shape (never decreasing) and turned into rates,
+and each series is scored against its own baseline with robust statistics.
+
+A series' score is a robust z: how many robust standard deviations (1.4826 x MAD, with a
+floor for flat baselines) the incident points lie from the baseline median, taken as the
+second largest over the incident (a change must last two steps; one odd sample is noise).
+The onset is the first incident point beyond CHANGE_SIGMAS.
+"""
+
+import asyncio
+import itertools
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from investigations.scope import quote
+from investigations.telemetry import TelemetryError
+
+STEP_SECONDS = 30
+MAX_SERIES = 5000
+MAX_CONCURRENT_QUERIES = 4
+MAD_TO_SIGMA = 1.4826
+# A flat baseline still has a scale: this share of its level, or a small share of the
+# incident's (so that 0 -> 0.001 is not an infinite change).
+MIN_RELATIVE_SCALE = 0.05
+INCIDENT_RELATIVE_SCALE = 0.001
+MAX_SCORE = 1e6
+CHANGE_SIGMAS = 3.0
+# A series with no baseline that shows up in the incident (a new pod, a new error code):
+# a clear change, though of unknown size.
+APPEARED_SCORE = 10.0
+
+
+@dataclass
+class SeriesScore:
+    metric: str
+    labels: dict
+    score: float
+    direction: int  # +1 up, -1 down, 0 none
+    onset: float | None  # unix seconds of the first abnormal incident point
+    baseline_median: float | None
+    incident_peak: float | None
+    counter: bool = False
+
+    def as_evidence(self, service_label):
+        labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
+        return {
+            "kind": "metric",
+            "metric": self.metric,
+            "labels": labels,
+            "score": round(self.score, 2),
+            "direction": "up" if self.direction > 0 else "down" if self.direction < 0 else "",
+            "onset": self.onset,
+            "baseline": self.baseline_median,
+            "incident": self.incident_peak,
+            "counter": self.counter,
+        }
+
+
+@dataclass
+class MetricScan:
+    scores: list[SeriesScore] = field(default_factory=list)
+    series_found: int = 0
+    metrics: int = 0
+    truncated: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def score_series(points, baseline, incident):
+    """(score, direction, onset, baseline median, incident peak) of one series.
+
+    `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
+    seconds. A series with no baseline points but incident points appeared: scored as a
+    change from nothing. With no incident points it scores 0.
+    """
+    base = [v for t, v in points if baseline[0] <= t < baseline[1] and math.isfinite(v)]
+    inside = [(t, v) for t, v in points if incident[0] <= t <= incident[1] and math.isfinite(v)]
+    if not inside:
+        return 0.0, 0, None, (statistics.median(base) if base else None), None
+    if not base:
+        peak = max(inside, key=lambda p: abs(p[1]))
+        return (APPEARED_SCORE if peak[1] else 0.0), 1, inside[0][0], None, peak[1]
+    median = statistics.median(base)
+    mad = statistics.median(abs(v - median) for v in base)
+    incident_level = statistics.median(abs(v) for _, v in inside)
+    scale = max(
+        MAD_TO_SIGMA * mad,
+        MIN_RELATIVE_SCALE * abs(median),
+        INCIDENT_RELATIVE_SCALE * incident_level,
+        1e-9,
+    )
+    z = [((v - median) / scale, t, v) for t, v in inside]
+    ranked = sorted(z, key=lambda item: abs(item[0]), reverse=True)
+    second = ranked[1] if len(ranked) > 1 else (ranked[0][0] / 2, *ranked[0][1:])
+    score = min(abs(second[0]), MAX_SCORE)
+    direction = (1 if second[0] > 0 else -1) if score else 0
+    onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
+    return score, direction, onset, median, ranked[0][2]
+
+
+# OpenMetrics names every counter sample <name>_total; histograms and summaries add
+# _count, _sum and _bucket, all cumulative. Used only where the store has no metadata.
+CUMULATIVE_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+
+
+def is_cumulative(name, metadata):
+    """Whether metric `name` only goes up (a counter, or a histogram's parts)."""
+    declared = {entry.get("type") for entry in metadata.get(name, [])}
+    if declared:
+        return bool(declared & {"counter", "histogram", "summary"})
+    return name.endswith(CUMULATIVE_SUFFIXES)
+
+
+def as_rates(points):
+    """A counter's points as per-second rates; a reset counts from zero."""
+    rates = []
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t1 > t0:
+            rates.append((t1, (v1 - v0 if v1 >= v0 else v1) / (t1 - t0)))
+    return rates
+
+
+async def scan_metrics(prometheus, matchers, baseline, incident, *, now, selector=None):
+    """Score every series under `matchers` ({label: value}), or under `selector` when
+    given (a series selector such as {service=~".+"}); windows are datetimes."""
+    scan = MetricScan()
+    selector = (
+        selector or "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
+    )
+    scope_matchers = selector.strip()[1:-1].strip()
+    series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES)
+    scan.series_found = len(series)
+    scan.truncated = len(series) >= MAX_SERIES
+    names = sorted({s.get("__name__", "") for s in series} - {""})
+    scan.metrics = len(names)
+    try:
+        metadata = await prometheus.metadata()
+    except TelemetryError:  # not every store keeps metadata (Thanos, remote write)
+        metadata = {}
+    windows = (
+        (baseline[0].timestamp(), baseline[1].timestamp()),
+        (incident[0].timestamp(), incident[1].timestamp()),
+    )
+    limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+
+    async def fetch(name):
+        matcher = ", ".join(m for m in (f"__name__={quote(name)}", scope_matchers) if m)
+        # A window 1 ms short of the step, so that no sample counts in two steps (range
+        # selectors include both ends before Prometheus 3).
+        query = f"avg_over_time({{{matcher}}}[{STEP_SECONDS * 1000 - 1}ms])"
+        async with limit:
+            try:
+                return name, await prometheus.query_range(query, baseline[0], now, STEP_SECONDS)
+            except TelemetryError as exc:  # one metric failing must not sink the scan
+                scan.errors.append(f"{name}: {exc}")
+                return name, None
+
+    for name, result in await asyncio.gather(*(fetch(n) for n in names)):
+        if result is None:
+            continue
+        cumulative = is_cumulative(name, metadata)
+        for s in result.matrix:
+            points = as_rates(s.points) if cumulative else s.points
+            score, direction, onset, median, peak = score_series(points, *windows)
+            scan.scores.append(
+                SeriesScore(name, s.labels, score, direction, onset, median, peak, cumulative)
+            )
+    scan.scores.sort(key=lambda s: s.score, reverse=True)
+    return scan

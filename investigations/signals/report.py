@@ -1,0 +1,116 @@
+"""The signals-only report: what the scan found, as an SRE would write it up.
+
+It is the whole report when no LLM is configured (or the LLM failed), and the head start
+the agents get otherwise. Confidence says how clearly the top suspect stands out.
+"""
+
+from datetime import UTC, datetime
+
+MAX_SUSPECTS_REPORTED = 5
+
+
+def confidence(suspects):
+    """0..1: the top suspect's share of the top two scores, 0 with no evidence."""
+    if not suspects or suspects[0].score <= 0:
+        return 0.0
+    second = suspects[1].score if len(suspects) > 1 else 0.0
+    return round(suspects[0].score / (suspects[0].score + second), 2)
+
+
+def build_report(suspects, *, alerting_services, unchecked):
+    """(report dict, report text) from ranked Suspects."""
+    if not suspects or suspects[0].score <= 0:
+        summary = "The signal scan found no service that changed clearly when the alert began."
+        report = {
+            "source": "signals",
+            "summary": summary,
+            "root_cause": None,
+            "confidence": 0.0,
+            "suspects": [],
+            "unchecked": unchecked,
+            "next_steps": _next_steps(None, alerting_services, unchecked),
+        }
+        return report, _text(report)
+    top = suspects[0]
+    level = confidence(suspects)
+    reason = _describe(top)
+    if top.service in alerting_services:
+        where = f"{top.service}, the alerting service itself"
+    else:
+        where = f"{top.service} (the alert fired on {', '.join(sorted(alerting_services)) or '?'})"
+    summary = f"Most likely root cause: {where}. {reason}"
+    report = {
+        "source": "signals",
+        "summary": summary,
+        "root_cause": {"service": top.service, "explanation": reason},
+        "confidence": level,
+        "suspects": [
+            {"service": s.service, "score": round(s.score, 3), "why": _describe(s)}
+            for s in suspects[:MAX_SUSPECTS_REPORTED]
+        ],
+        "evidence": top.evidence,
+        "unchecked": unchecked,
+        "next_steps": _next_steps(top, alerting_services, unchecked),
+    }
+    return report, _text(report)
+
+
+def _describe(suspect):
+    parts = []
+    for item in suspect.evidence[:3]:
+        if item["kind"] == "metric":
+            labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
+            when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
+            parts.append(
+                f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
+                f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
+                f"{item['score']:.0f} robust deviations){when}"
+            )
+        else:
+            new = f", {item['new_template_lines']} in templates new to the incident"
+            parts.append(
+                f"{item['incident_lines']} error-like log lines in the incident window "
+                f"(baseline: {item['baseline_lines']}"
+                f"{new if item['new_template_lines'] else ''})"
+            )
+    return "; ".join(parts) + "." if parts else "No specific evidence."
+
+
+def _next_steps(top, alerting_services, unchecked):
+    steps = []
+    if top is not None:
+        steps.append(
+            f"Check {top.service}: recent deploys, config changes and resource limits around "
+            "the onset above; read its error logs in the incident window."
+        )
+        if top.service not in alerting_services:
+            steps.append(
+                f"Confirm that {', '.join(sorted(alerting_services))} depends on {top.service} "
+                "(its calls to it fail or slow down)."
+            )
+    for item in unchecked:
+        steps.append(f"Not checked: {item}")
+    if not steps:
+        steps.append("Widen the scope or check the alerting service directly.")
+    return steps
+
+
+def _text(report):
+    lines = [report["summary"]]
+    if report["root_cause"]:
+        lines.append(f"Confidence: {report['confidence']:.0%} (signal scan, no LLM).")
+        lines.append("")
+        lines.append("Suspects:")
+        lines += [f"{n}. {s['service']}: {s['why']}" for n, s in enumerate(report["suspects"], 1)]
+    lines.append("")
+    lines.append("Next steps:")
+    lines += [f"- {step}" for step in report["next_steps"]]
+    return "\n".join(lines)
+
+
+def _clock(seconds):
+    return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
+def _num(value):
+    return "none" if value is None else f"{value:.4g}"

@@ -1,0 +1,89 @@
+"""Suspects: the services in scope ranked by what changed in them, with the evidence.
+
+Each modality ranks services on its own, then the two are combined:
+
+- metrics: a service's score on one metric is its most abnormal series of that metric;
+  that score is divided by the square root of the number of services abnormal on the same
+  metric at the same time (a change every service shows, like the CPU of a shared node,
+  says little about which one is the cause); the service's metric score is its best one.
+- logs: the error-like lines of the incident, counting twice those of templates the
+  baseline never showed (see logs.score_logs).
+
+Both are scaled to 0..1 by the best service of the modality and added, so that a service
+abnormal in both leads; where there are error logs, metrics count half (measured on the
+TrainTicket pack: every service's metrics move with load, while error lines come from
+where the code fails; docs/BENCHMARKS.md). Ties go to the earliest change: a fault shows
+first where it is.
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from investigations.signals.metrics import CHANGE_SIGMAS
+
+MAX_EVIDENCE = 5
+METRIC_WEIGHT_WITH_LOGS = 0.5
+
+
+@dataclass
+class Suspect:
+    service: str
+    score: float = 0.0
+    metric_score: float = 0.0
+    log_score: float = 0.0
+    onset: float | None = None
+    evidence: list[dict] = field(default_factory=list)
+
+    def as_dict(self):
+        return {
+            "service": self.service,
+            "score": round(self.score, 3),
+            "metric_score": round(self.metric_score, 3),
+            "log_score": round(self.log_score, 3),
+            "onset": self.onset,
+            "evidence": self.evidence,
+        }
+
+
+def rank_suspects(metric_scores, service_logs, service_label, services_in_scope=()):
+    """Suspects, best first, from SeriesScores (metrics.py) and ServiceLogs (logs.py)."""
+    best = {}  # (service, metric) -> SeriesScore
+    for series in metric_scores:
+        service = series.labels.get(service_label)
+        if not service:
+            continue
+        key = (service, series.metric)
+        if key not in best or series.score > best[key].score:
+            best[key] = series
+    abnormal = Counter(metric for (_, metric), s in best.items() if s.score >= CHANGE_SIGMAS)
+    suspects = {name: Suspect(name) for name in services_in_scope}
+    weighted = {}
+    for (service, metric), series in best.items():
+        suspect = suspects.setdefault(service, Suspect(service))
+        weight = 1 / math.sqrt(max(abnormal[metric], 1))
+        weighted[service, metric] = series.score * weight
+        suspect.metric_score = max(suspect.metric_score, series.score * weight)
+        if series.score >= CHANGE_SIGMAS and series.onset is not None:
+            suspect.onset = (
+                series.onset if suspect.onset is None else min(suspect.onset, series.onset)
+            )
+    for (service, metric), value in sorted(weighted.items(), key=lambda kv: -kv[1]):
+        if value >= CHANGE_SIGMAS / 2 and len(suspects[service].evidence) < MAX_EVIDENCE:
+            suspects[service].evidence.append(best[service, metric].as_evidence(service_label))
+    for service, logs in service_logs.items():
+        suspect = suspects.setdefault(service, Suspect(service))
+        suspect.log_score = logs.score
+        if logs.incident_lines:
+            suspect.evidence.insert(0, logs.as_evidence())
+    top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
+    top_log = max((s.log_score for s in suspects.values()), default=0)
+    metric_weight = METRIC_WEIGHT_WITH_LOGS if top_log else 1.0
+    for suspect in suspects.values():
+        suspect.score = metric_weight * suspect.metric_score / top_metric + (
+            suspect.log_score / top_log if top_log else 0.0
+        )
+    return sorted(
+        suspects.values(),
+        key=lambda s: (-round(s.score, 6), s.onset if s.onset is not None else math.inf, s.service),
+    )

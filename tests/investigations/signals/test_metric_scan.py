@@ -1,0 +1,146 @@
+"""The metric scan on synthetic series served by a real Prometheus (backfilled by promtool).
+
+Six services in one namespace, one gauge each plus a counter, an hour of baseline and an
+incident that begins at ONSET: `db` steps up (the cause), `api` spikes once (noise),
+`cache` drifts slowly, `web` is noise only, `queue` has a gap over the onset, and `batch`
+exists only after the alert.
+"""
+
+import asyncio
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from investigations.signals import rank_suspects, scan_metrics
+from investigations.signals.metrics import as_rates, is_cumulative, score_series
+from investigations.telemetry import BackendConfig, PrometheusClient
+from tests.realprometheus import running_prometheus
+
+STEP = 30
+START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+ONSET = START + timedelta(minutes=60)
+ALERT = ONSET + timedelta(minutes=1)
+NOW = ALERT + timedelta(minutes=5)
+BASELINE = (ONSET - timedelta(minutes=2) - timedelta(hours=1), ONSET - timedelta(minutes=2))
+INCIDENT = (ONSET - timedelta(minutes=2), NOW)
+
+
+def value(service, t, rng):
+    minutes = (t - START).total_seconds() / 60
+    noise = rng.gauss(0, 1)
+    if service == "db":
+        return 50 + noise + (40 if t >= ONSET else 0)
+    if service == "api":
+        return 20 + noise + (60 if t == ONSET + timedelta(minutes=2) else 0)
+    if service == "cache":
+        return 30 + noise + 0.02 * minutes
+    if service == "queue":
+        return (
+            None if ONSET - timedelta(minutes=3) <= t < ONSET + timedelta(minutes=3) else 10 + noise
+        )
+    if service == "batch":
+        return 5 + noise if t >= ONSET else None
+    return 40 + noise  # web
+
+
+def openmetrics():
+    rng = random.Random(7)
+    lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
+    for service in ("db", "api", "cache", "web", "queue", "batch"):
+        t = START
+        while t < NOW + timedelta(minutes=30):
+            v = value(service, t, rng)
+            if v is not None:
+                lines.append(
+                    f'busy{{namespace="shop",service="{service}"}} {v:.3f} {t.timestamp():.0f}'
+                )
+            t += timedelta(seconds=15)
+    lines += ["# HELP errors Errors.", "# TYPE errors counter"]
+    total, t = 0, START
+    while t < NOW + timedelta(minutes=30):
+        total += 5 if t >= ONSET else 0.1
+        lines.append(f'errors_total{{namespace="shop",service="db"}} {total} {t.timestamp():.0f}')
+        t += timedelta(seconds=15)
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
+
+        async def main():
+            config = BackendConfig(url=url, name="Prometheus")
+            async with PrometheusClient(config) as prometheus:
+                return await scan_metrics(
+                    prometheus, {"namespace": "shop"}, BASELINE, INCIDENT, now=NOW
+                )
+
+        yield asyncio.run(main())
+
+
+def by_service(scan, metric="busy"):
+    return {s.labels["service"]: s for s in scan.scores if s.metric == metric}
+
+
+@pytest.mark.slow
+def test_a_step_change_is_found_with_its_onset(scan):
+    db = by_service(scan)["db"]
+    assert db.score > 10
+    assert db.direction == 1
+    assert ONSET.timestamp() <= db.onset <= ONSET.timestamp() + 2 * STEP
+
+
+@pytest.mark.slow
+def test_noise_a_single_spike_and_a_slow_drift_stay_quiet(scan):
+    scores = by_service(scan)
+    assert scores["web"].score < 4
+    assert scores["api"].score < 4  # one sample is not a change
+    assert scores["cache"].score < scores["db"].score / 4
+
+
+@pytest.mark.slow
+def test_missing_data_and_a_series_born_after_the_alert(scan):
+    scores = by_service(scan)
+    assert scores["queue"].score < 4  # the gap is not a change
+    batch = scores["batch"]
+    assert batch.baseline_median is None and batch.score > 4
+    assert batch.onset >= ONSET.timestamp()
+
+
+@pytest.mark.slow
+def test_a_counter_is_scanned_as_its_rate(scan):
+    [errors] = [s for s in scan.scores if s.metric == "errors_total"]
+    assert errors.counter
+    assert errors.score > 20
+    assert errors.incident_peak == pytest.approx(5 / 15, rel=0.1)
+
+
+@pytest.mark.slow
+def test_the_cause_ranks_first(scan):
+    suspects = rank_suspects(scan.scores, {}, "service")
+    assert suspects[0].service == "db"
+    assert suspects[0].evidence[0]["metric"] in ("busy", "errors_total")
+    assert scan.series_found == 7 and scan.metrics == 2
+
+
+def test_scores_on_plain_points():
+    base = [(t, 10.0 + n % 3) for n, t in enumerate(range(0, 600, 30))]
+    step = base + [(t, 30.0) for t in range(600, 900, 30)]
+    score, direction, onset, median, peak = score_series(step, (0, 600), (600, 900))
+    assert score > 10 and direction == 1 and onset == 600 and median == 11 and peak == 30
+    assert score_series(base, (0, 600), (600, 900))[0] == 0  # nothing in the incident
+    flat = [(t, 0.0) for t in range(0, 600, 30)] + [(t, 0.0) for t in range(600, 900, 30)]
+    assert score_series(flat, (0, 600), (600, 900))[0] == 0
+    with_nan = [*step, (930, math.nan)]
+    assert score_series(with_nan, (0, 600), (600, 960))[0] == score
+
+
+def test_counters_are_known_by_metadata_or_their_openmetrics_name():
+    assert is_cumulative("http_requests_total", {})
+    assert is_cumulative("latency_seconds_bucket", {})
+    assert not is_cumulative("memory_bytes", {})
+    assert not is_cumulative("odd_total", {"odd_total": [{"type": "gauge"}]})
+    assert is_cumulative("requests", {"requests": [{"type": "counter"}]})
+    assert as_rates([(0, 10), (30, 40), (60, 5)]) == [(30, 1.0), (60, 5 / 30)]  # a reset

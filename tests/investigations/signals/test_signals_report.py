@@ -1,0 +1,99 @@
+"""The log scoring, the signals-only report, and an investigation whose backends are down."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from investigations import runner
+from investigations.signals import build_report, rank_suspects
+from investigations.signals.logs import score_logs
+from investigations.signals.metrics import SeriesScore
+from investigations.tools.log_templates import LogEntry
+from tests.factories import T0, make_alert, make_investigation
+
+INCIDENT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
+def entry(minutes, service, line):
+    at = INCIDENT + timedelta(minutes=minutes)
+    return LogEntry(int(at.timestamp() * 1e9), line, {"namespace": "shop", "service": service})
+
+
+def test_new_error_templates_make_a_service_the_log_suspect():
+    baseline = [entry(-30 + i, "cart", f"ERROR cache miss for key {i}") for i in range(20)]
+    incident = [entry(1, "cart", f"ERROR cache miss for key {i}") for i in range(8)]
+    incident += [
+        entry(0.5 + i / 10, "orders-db", f"FATAL could not open relation {i}: out of memory")
+        for i in range(6)
+    ]
+
+    scores = score_logs(baseline, incident, ("service",), INCIDENT)
+
+    db, cart = scores["orders-db"], scores["cart"]
+    assert (db.incident_lines, db.baseline_lines, db.new_template_lines) == (6, 0, 6)
+    assert (cart.incident_lines, cart.baseline_lines, cart.new_template_lines) == (8, 20, 0)
+    assert db.score > cart.score
+    assert db.templates[0]["new"] is True
+    assert "out of memory" in db.templates[0]["template"]
+
+
+def test_logs_and_metrics_are_combined_per_service():
+    metrics = [
+        SeriesScore("cpu", {"service": "cart"}, 12.0, 1, 100.0, 1.0, 5.0),
+        SeriesScore("cpu", {"service": "web"}, 2.0, 1, None, 1.0, 1.1),
+    ]
+    logs = score_logs(
+        [], [entry(1, "orders-db", "ERROR connection refused")] * 5, ("service",), INCIDENT
+    )
+
+    suspects = rank_suspects(metrics, logs, "service", services_in_scope=["web"])
+
+    assert [s.service for s in suspects] == ["orders-db", "cart", "web"]
+    assert suspects[0].evidence[0]["kind"] == "logs"
+    assert suspects[1].evidence[0]["metric"] == "cpu"
+
+
+def test_the_signals_only_report_names_the_cause_and_what_next():
+    metrics = [
+        SeriesScore("busy", {"service": "db"}, 40.0, 1, INCIDENT.timestamp(), 50.0, 90.0),
+        SeriesScore("busy", {"service": "web"}, 4.0, 1, INCIDENT.timestamp() + 60, 40.0, 44.0),
+    ]
+    suspects = rank_suspects(metrics, {}, "service")
+
+    report, text = build_report(suspects, alerting_services={"web"}, unchecked=["logs (x)"])
+
+    assert report["root_cause"]["service"] == "db"
+    assert report["confidence"] == pytest.approx(40 / 44, abs=0.01)
+    assert report["summary"].startswith("Most likely root cause: db (the alert fired on web).")
+    assert "busy{} went up (50 -> 90, 40 robust deviations) from 04:00:00 UTC" in text
+    assert [s["service"] for s in report["suspects"]] == ["db", "web"]
+    assert "Not checked: logs (x)" in report["next_steps"]
+    assert "Confirm that web depends on db" in text
+
+
+def test_no_evidence_gives_an_honest_empty_report():
+    report, text = build_report([], alerting_services={"web"}, unchecked=[])
+    assert report["root_cause"] is None and report["confidence"] == 0
+    assert text.startswith("The signal scan found no service that changed clearly")
+
+
+@pytest.mark.django_db
+def test_an_investigation_whose_backends_are_down_completes_saying_so(settings):
+    settings.ROOTLINE_PROMETHEUS_URL = "http://127.0.0.1:9"  # nothing listens there
+    settings.ROOTLINE_LOKI_URL = "http://127.0.0.1:9"
+    investigation = make_investigation(
+        make_alert(service="checkout"), as_of=T0 + timedelta(minutes=5)
+    )
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed"
+    steps = {s.tool: s for s in investigation.steps.all()}
+    assert steps["scan_metrics"].status == "error"
+    assert "127.0.0.1:9" in steps["scan_metrics"].error
+    assert steps["scan_logs"].status == "error"
+    unchecked = investigation.report["unchecked"]
+    assert [u.split(":")[0] for u in unchecked] == ["metrics", "logs"]
+    assert investigation.report["root_cause"] is None
+    assert "Not checked: metrics" in investigation.report_text
