@@ -1,7 +1,7 @@
 import json
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from investigations.models import Investigation, ToolCall
 
@@ -77,10 +77,11 @@ class InvestigationAdmin(admin.ModelAdmin):
         "output_tokens",
         "cached_tokens",
         "cost_usd",
-        "report_pretty",
         "report_text",
+        "suspects_pretty",
+        "report_pretty",
     ]
-    exclude = ["scope", "report", "alerts"]
+    exclude = ["scope", "report", "suspects", "alerts"]
     inlines = [ToolCallInline]
     actions = ["investigate_again"]
 
@@ -95,6 +96,21 @@ class InvestigationAdmin(admin.ModelAdmin):
     @admin.display(description="scope")
     def scope_pretty(self, investigation):
         return format_html("<pre>{}</pre>", json.dumps(investigation.scope, indent=2))
+
+    @admin.display(description="suspects")
+    def suspects_pretty(self, investigation):
+        """The ranked suspects of the signal scan, one line each, best first."""
+        if not investigation.suspects:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<li><b>{}</b> ({}): {}</li>",
+            (
+                (s["service"], f"{s['score']:.2f}", _evidence_line(s.get("evidence", [])))
+                for s in investigation.suspects[:10]
+            ),
+        )
+        return format_html("<ol>{}</ol>", rows)
 
     @admin.display(description="report")
     def report_pretty(self, investigation):
@@ -131,3 +147,15 @@ class ToolCallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+def _evidence_line(evidence):
+    parts = []
+    for item in evidence[:3]:
+        if item.get("kind") == "metric":
+            parts.append(f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})")
+        elif item.get("kind") == "logs":
+            parts.append(
+                f"{item['incident_lines']} error-like lines, {item['new_template_lines']} new"
+            )
+    return "; ".join(parts) or "-"

@@ -11,7 +11,7 @@ Each modality ranks services on its own, then the two are combined:
 
 Both are scaled to 0..1 by the best service of the modality and added, so that a service
 abnormal in both leads; where there are error logs, metrics count half (measured on the
-TrainTicket pack: every service's metrics move with load, while error lines come from
+case pack with logs: every service's metrics move with load, while error lines come from
 where the code fails; docs/BENCHMARKS.md). Ties go to the earliest change: a fault shows
 first where it is.
 """

@@ -104,3 +104,26 @@ def test_investigate_again_queues_a_rerun(triage):
     assert again.status == "queued"
     assert again.alerts.count() == first.alerts.count() == 13
     assert "Queued 1 new investigation" in response.content.decode()
+
+
+def test_an_investigation_page_shows_its_suspects_and_report(triage):
+    investigation = Investigation.objects.order_by("pk").first()
+    investigation.suspects = [
+        {
+            "service": "orders-db",
+            "score": 1.5,
+            "evidence": [
+                {"kind": "logs", "incident_lines": 12, "new_template_lines": 9},
+                {"kind": "metric", "metric": "busy", "direction": "up", "score": 41.0},
+            ],
+        }
+    ]
+    investigation.save(update_fields=["suspects"])
+
+    response = triage.get(
+        reverse("admin:investigations_investigation_change", args=[investigation.pk])
+    )
+
+    page = response.content.decode()
+    assert "<b>orders-db</b> (1.50): 12 error-like lines, 9 new; busy up (41.0)" in page
+    assert "Not checked: metrics (ROOTLINE_PROMETHEUS_URL is not set)" in page  # the report
