@@ -83,7 +83,7 @@ class InvestigationAdmin(admin.ModelAdmin):
     ]
     exclude = ["scope", "report", "suspects", "alerts"]
     inlines = [ToolCallInline]
-    actions = ["investigate_again"]
+    actions = ["investigate_again", "cancel"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("alerts")
@@ -118,6 +118,13 @@ class InvestigationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Cancel (a running one stops at its next step)")
+    def cancel(self, request, queryset):
+        stopped = sum(
+            investigation.cancel(f"cancelled by {request.user}") for investigation in queryset
+        )
+        self.message_user(request, f"{stopped} investigation(s) cancelled.")
 
     @admin.action(description="Investigate again")
     def investigate_again(self, request, queryset):

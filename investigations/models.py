@@ -136,10 +136,24 @@ class Investigation(models.Model):
         return claimed == 1
 
     def finish(self, status, error=""):
-        self.status = status
-        self.error = error
-        self.finished_at = timezone.now()
-        self.save(update_fields=["status", "error", "finished_at"])
+        """End a running investigation; one cancelled meanwhile stays cancelled."""
+        now = timezone.now()
+        ended = Investigation.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            status=status, error=error, finished_at=now
+        )
+        if ended:
+            self.status, self.error, self.finished_at = status, error, now
+        else:
+            self.refresh_from_db(fields=["status", "error", "finished_at"])
+
+    def cancel(self, reason="cancelled"):
+        """Stop a queued or running investigation; a running one stops at its next step."""
+        now = timezone.now()
+        cancelled = Investigation.objects.filter(
+            pk=self.pk, status__in=[self.Status.QUEUED, self.Status.RUNNING]
+        ).update(status=self.Status.CANCELLED, error=reason, finished_at=now)
+        self.refresh_from_db(fields=["status", "error", "finished_at"])
+        return bool(cancelled)
 
     def rerun(self, requested_by=None):
         """A new investigation of the same alerts (or question), queued at once."""
@@ -221,13 +235,24 @@ class ToolCall(models.Model):
                 continue  # another writer took that sequence number; take the next
         raise IntegrityError(f"no free timeline sequence for {investigation}")
 
-    def end(self, output=None, output_text="", error=""):
+    def end(self, output=None, output_text="", error="", input_tokens=0, output_tokens=0):
         self.finished_at = timezone.now()
         self.duration_ms = int((self.finished_at - self.started_at).total_seconds() * 1000)
         self.status = self.Status.ERROR if error else self.Status.OK
         self.output = output
         self.output_text = output_text
         self.error = error
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
         self.save(
-            update_fields=["finished_at", "duration_ms", "status", "output", "output_text", "error"]
+            update_fields=[
+                "finished_at",
+                "duration_ms",
+                "status",
+                "output",
+                "output_text",
+                "error",
+                "input_tokens",
+                "output_tokens",
+            ]
         )

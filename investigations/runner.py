@@ -7,17 +7,26 @@ then the report (signals-only until the agents come after the scan).
 
 import asyncio
 import logging
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
+from datetime import timedelta
+from decimal import Decimal
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from investigations import signals
+from investigations.agents import team
+from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
+from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import derive_scope, quote
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
+from investigations.tools import build_context
 
 log = logging.getLogger(__name__)
+
+STALE_GRACE = timedelta(minutes=1)
 
 
 class InvestigationError(Exception):
@@ -51,6 +60,10 @@ def run(investigation_id):
         scope = scope_step(investigation)
         suspects, unchecked = signals_step(investigation, scope)
         report_step(investigation, scope, suspects, unchecked)
+        agents_step(investigation)
+    except Cancelled:
+        log.info("investigation %s was cancelled", investigation_id)
+        return
     except Exception as exc:
         log.exception("investigation %s failed", investigation_id)
         investigation.finish(Investigation.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -255,3 +268,193 @@ def report_step(investigation, scope, suspects, unchecked):
     investigation.report = report
     investigation.report_text = text
     investigation.save(update_fields=["report", "report_text"])
+
+
+class TimelineRecorder:
+    """Writes the agents' turns and tool calls as ToolCall rows as they start and end.
+
+    Called from the agents' event loop; each write runs in one thread set aside for the
+    database (sync_to_async, thread-sensitive), so the timeline's sequence stays ordered.
+    """
+
+    def __init__(self, investigation):
+        self.investigation = investigation
+
+    async def cancelled(self):
+        return await sync_to_async(
+            Investigation.objects.filter(
+                pk=self.investigation.pk, status=Investigation.Status.CANCELLED
+            ).exists
+        )()
+
+    async def turn_started(self, agent, parent, iteration):
+        return await sync_to_async(ToolCall.start)(
+            self.investigation, agent, "llm_turn", {"iteration": iteration}, parent=parent
+        )
+
+    async def turn_ended(self, call, answer=None, text="", error=""):
+        if answer is None:
+            await sync_to_async(call.end)(error=error)
+            return
+        message = answer.message
+        usage = message.usage
+        cached = usage.cache_read_input_tokens or 0
+        written = usage.cache_creation_input_tokens or 0
+        output = {
+            "model": message.model,
+            "stop_reason": message.stop_reason,
+            "latency_ms": answer.latency_ms,
+            "attempts": answer.attempts,
+            "waited_ms": answer.waited_ms,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": cached,
+                "cache_creation_input_tokens": written,
+            },
+            "tool_uses": [b.name for b in message.content if b.type == "tool_use"],
+        }
+        await sync_to_async(call.end)(
+            output=output,
+            output_text=text,
+            input_tokens=usage.input_tokens + cached + written,
+            output_tokens=usage.output_tokens,
+        )
+
+    async def tool_started(self, agent, parent, name, tool_input):
+        return await sync_to_async(ToolCall.start)(
+            self.investigation, agent, name, tool_input, parent=parent
+        )
+
+    async def tool_ended(self, call, outcome):
+        await sync_to_async(call.end)(
+            output=outcome.data,
+            output_text=outcome.text,
+            error=outcome.text if outcome.is_error else "",
+        )
+
+
+def agents_step(investigation):
+    """The Claude team, when a key is configured; its report replaces the signals-only one.
+
+    If the model cannot be reached (after retries) or ends without a report, the
+    signals-only report stands and the reason is recorded on it and on the investigation.
+    """
+    if not settings.ANTHROPIC_API_KEY:
+        return
+    context = build_context(investigation)
+    brief = team.briefing(context, investigation.suspects, investigation.report.get("summary", ""))
+    budget = Budget(
+        settings.ROOTLINE_LLM_TOKEN_BUDGET,
+        settings.ROOTLINE_LLM_TIME_BUDGET.total_seconds(),
+        settings.ROOTLINE_LLM_COMPACT_AT_TOKENS,
+    )
+    limits = {
+        "lead_iterations": settings.ROOTLINE_LLM_LEAD_ITERATIONS,
+        "specialist_iterations": settings.ROOTLINE_LLM_SPECIALIST_ITERATIONS,
+    }
+
+    async def main():
+        async with AsyncExitStack() as stack:
+            for name, client in (
+                ("loki", LokiClient.from_settings()),
+                ("prometheus", PrometheusClient.from_settings()),
+            ):
+                if client is not None:
+                    setattr(context, name, await stack.enter_async_context(client))
+            llm = LLM.from_settings()
+            return await team.investigate(
+                context,
+                brief,
+                llm=llm,
+                budget=budget,
+                recorder=TimelineRecorder(investigation),
+                settings=limits,
+            )
+
+    error = ""
+    result = None
+    try:
+        result = asyncio.run(main())
+    except LLMUnavailable as exc:
+        error = f"the agents could not run: {exc}"
+    investigation.model = settings.ROOTLINE_LLM_MODEL
+    investigation.input_tokens = budget.usage[0] + budget.usage[2] + budget.usage[3]
+    investigation.output_tokens = budget.usage[1]
+    investigation.cached_tokens = budget.usage[3]
+    investigation.cost_usd = Decimal(
+        f"{cost_usd(settings.ROOTLINE_LLM_MODEL, budget.usage, settings.ROOTLINE_LLM_PRICES):.4f}"
+    )
+    fields = ["model", "input_tokens", "output_tokens", "cached_tokens", "cost_usd"]
+    if result is not None and result.final_input is not None:
+        report = {"source": "agents", **result.final_input, "signals": investigation.report}
+        investigation.report = report
+        investigation.report_text = render_report(report)
+        fields += ["report", "report_text"]
+    else:
+        error = error or f"the agents ended without a report: {result.error or result.stop}"
+        investigation.report = {**investigation.report, "agents_error": error}
+        investigation.report_text += f"\n\nThe agents did not report: {error}"
+        investigation.error = error
+        fields += ["report", "report_text", "error"]
+    investigation.save(update_fields=fields)
+
+
+def render_report(report):
+    """The agents' report as text, for admin, pages and notifications."""
+    root = report.get("root_cause") or {}
+    lines = [
+        report.get("summary", ""),
+        "",
+        f"Root cause: {root.get('service', '?')}: {root.get('description', '')}",
+        f"Confidence: {report.get('confidence', 0):.0%}",
+        "",
+        "Suspects:",
+        *(
+            f"{n}. {s['service']} ({s['likelihood']:.0%}): {s['reason']}"
+            for n, s in enumerate(report.get("suspects", []), 1)
+        ),
+        "",
+        "Evidence:",
+        *(
+            f"- {e['claim']} (steps {', '.join(str(n) for n in e['steps'])})"
+            for e in report.get("evidence", [])
+        ),
+        "",
+        "Remediation:",
+        *(f"- {r}" for r in report.get("remediation", [])),
+        "",
+        "Follow-up checks:",
+        *(f"- {c}" for c in report.get("follow_up_checks", [])),
+    ]
+    return "\n".join(lines).strip()
+
+
+def sweep_stale(now=None):
+    """End investigations that no worker will finish; returns how many.
+
+    A worker that is killed or hangs leaves its investigation `running`. django-q2 hands
+    the task to another worker after its retry time and the claim takes it over, but only
+    up to max_attempts; past the last attempt's timeout, nothing will. Such an
+    investigation ends `failed`, saying so. (A queued one is left alone: its task is in the
+    queue, written in the same transaction as the investigation.)
+    """
+    now = now or timezone.now()
+    attempts = settings.Q_CLUSTER["max_attempts"]
+    timeout = settings.ROOTLINE_INVESTIGATION_TIMEOUT
+    stale = Investigation.objects.filter(
+        status=Investigation.Status.RUNNING,
+        attempts__gte=attempts,
+        started_at__lt=now - timeout - STALE_GRACE,
+    )
+    reason = (
+        f"no worker finished it: the worker running attempt {attempts} of {attempts} stopped "
+        f"(killed, or over ROOTLINE_INVESTIGATION_TIMEOUT={timeout}) and it is not retried"
+    )
+    ended = 0
+    for investigation in stale:
+        investigation.finish(Investigation.Status.FAILED, error=reason)
+        ended += investigation.status == Investigation.Status.FAILED
+    if ended:
+        log.warning("ended %s stale investigation(s): %s", ended, reason)
+    return ended

@@ -5,3 +5,8 @@ from investigations import runner
 
 def run_investigation(investigation_id):
     runner.run(investigation_id)
+
+
+def sweep_stale_investigations():
+    """Scheduled every minute (migration 0003): see runner.sweep_stale."""
+    return runner.sweep_stale()

@@ -56,6 +56,12 @@ def envlist(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _newest_sonnet():
+    from investigations.agents.llm import newest_sonnet
+
+    return newest_sonnet()
+
+
 def envduration(name, default):
     """A duration such as 90s, 10m, 2h or 1d (a bare number is seconds)."""
     value = os.getenv(name)
@@ -237,6 +243,28 @@ ROOTLINE_GRAFANA_URL = os.getenv("ROOTLINE_GRAFANA_URL", "").rstrip("/")
 ROOTLINE_GRAFANA_ORG_ID = envint("ROOTLINE_GRAFANA_ORG_ID", 1, minimum=1)
 ROOTLINE_GRAFANA_LOKI_UID = os.getenv("ROOTLINE_GRAFANA_LOKI_UID", "")
 ROOTLINE_GRAFANA_PROMETHEUS_UID = os.getenv("ROOTLINE_GRAFANA_PROMETHEUS_UID", "")
+
+# --- The agents (Claude) ----------------------------------------------------------------
+# No key: investigations end with the signals-only report. The SDK's own ANTHROPIC_BASE_URL
+# is honoured (tests and the demo point it at a scripted Messages-API server).
+ANTHROPIC_API_KEY = envsecret("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = os.getenv("ANTHROPIC_BASE_URL", "")
+ROOTLINE_LLM_MODEL = os.getenv("ROOTLINE_LLM_MODEL") or _newest_sonnet()
+ROOTLINE_LLM_MAX_TOKENS = envint("ROOTLINE_LLM_MAX_TOKENS", 4096, minimum=256)
+ROOTLINE_LLM_LEAD_ITERATIONS = envint("ROOTLINE_LLM_LEAD_ITERATIONS", 10, minimum=2)
+ROOTLINE_LLM_SPECIALIST_ITERATIONS = envint("ROOTLINE_LLM_SPECIALIST_ITERATIONS", 6, minimum=1)
+ROOTLINE_LLM_TOKEN_BUDGET = envint("ROOTLINE_LLM_TOKEN_BUDGET", 400_000, minimum=1000)
+ROOTLINE_LLM_TIME_BUDGET = envduration("ROOTLINE_LLM_TIME_BUDGET", timedelta(minutes=10))
+ROOTLINE_LLM_COMPACT_AT_TOKENS = envint("ROOTLINE_LLM_COMPACT_AT_TOKENS", 8000, minimum=1000)
+ROOTLINE_LLM_RETRIES = envint("ROOTLINE_LLM_RETRIES", 4, minimum=0)
+ROOTLINE_LLM_BACKOFF = envduration("ROOTLINE_LLM_BACKOFF", timedelta(seconds=2))
+ROOTLINE_LLM_TIMEOUT = envduration("ROOTLINE_LLM_TIMEOUT", timedelta(seconds=120))
+# USD per million tokens: input, output, cache write, cache read; by model name prefix.
+ROOTLINE_LLM_PRICES = {
+    "claude-opus": (15.0, 75.0, 18.75, 1.5),
+    "claude-sonnet": (3.0, 15.0, 3.75, 0.3),
+    "claude-haiku": (1.0, 5.0, 1.25, 0.1),
+}
 
 # django-q2's defaults re-deliver a failing task for ever (ack_failures off, unlimited
 # attempts). An investigation may cost LLM money: a task is tried at most twice, failures

@@ -127,3 +127,18 @@ def test_an_investigation_page_shows_its_suspects_and_report(triage):
     page = response.content.decode()
     assert "<b>orders-db</b> (1.50): 12 error-like lines, 9 new; busy up (41.0)" in page
     assert "Not checked: metrics (ROOTLINE_PROMETHEUS_URL is not set)" in page  # the report
+
+
+def test_cancel_stops_a_queued_investigation(triage):
+    queued = Investigation.objects.filter(status="queued").first()
+
+    response = triage.post(
+        reverse("admin:investigations_investigation_changelist"),
+        {"action": "cancel", "_selected_action": [queued.pk]},
+        follow=True,
+    )
+
+    assert "1 investigation(s) cancelled." in response.content.decode()
+    queued.refresh_from_db()
+    assert queued.status == "cancelled"
+    assert queued.error == "cancelled by admin"

@@ -134,3 +134,49 @@ def test_a_task_is_queued_only_if_its_investigation_commits():
 
     assert not Investigation.objects.exists()
     assert not OrmQ.objects.exists()  # ...so rolled back with it: no task for a ghost
+
+
+def test_the_sweep_ends_investigations_no_worker_will_finish(settings):
+    timeout = settings.ROOTLINE_INVESTIGATION_TIMEOUT
+    long_ago = timezone.now() - timeout - timedelta(minutes=5)
+    last_attempt = make_investigation(make_alert("aa01"))
+    first_attempt = make_investigation(make_alert("aa02"))
+    recent = make_investigation(make_alert("aa03"))
+    Investigation.objects.filter(pk=last_attempt.pk).update(
+        status="running", attempts=2, started_at=long_ago
+    )
+    Investigation.objects.filter(pk=first_attempt.pk).update(
+        status="running", attempts=1, started_at=long_ago
+    )
+    Investigation.objects.filter(pk=recent.pk).update(
+        status="running", attempts=2, started_at=timezone.now()
+    )
+
+    assert runner.sweep_stale() == 1
+
+    last_attempt.refresh_from_db()
+    assert last_attempt.status == "failed"
+    assert "attempt 2 of 2 stopped" in last_attempt.error
+    first_attempt.refresh_from_db()
+    recent.refresh_from_db()
+    assert first_attempt.status == recent.status == "running"  # django-q2 re-delivers those
+
+
+def test_the_sweep_is_scheduled_every_minute():
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(func="investigations.tasks.sweep_stale_investigations")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 1, -1)
+
+
+def test_a_cancelled_investigation_is_not_completed_over():
+    investigation = make_investigation(make_alert("aa01"), as_of=T0 + timedelta(minutes=5))
+    Investigation.objects.filter(pk=investigation.pk).update(status="running")
+    investigation.refresh_from_db()
+
+    assert investigation.cancel("no longer needed")
+    investigation.finish(Investigation.Status.COMPLETED)
+
+    investigation.refresh_from_db()
+    assert (investigation.status, investigation.error) == ("cancelled", "no longer needed")
+    assert not investigation.cancel()  # already ended

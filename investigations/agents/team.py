@@ -1,0 +1,225 @@
+"""The investigating team: a lead who delegates to a logs analyst and a metrics analyst.
+
+The lead sees the alerts, the scope and the signal scan's suspects, asks the specialists
+questions (both at once when it can), and ends with submit_report. A specialist has its
+own history, its own read-only tools and its own iteration cap; it answers with concise
+findings that cite timeline steps, and its raw tool output never reaches the lead.
+"""
+
+import json
+
+from pydantic import BaseModel, Field, ValidationError
+
+from investigations import tools as toolbox
+from investigations.agents.loop import AgentSpec, ToolOutcome, ToolSpec, run_agent
+from investigations.tools.compaction import estimate_tokens
+from investigations.tools.redaction import redact
+
+MAX_FINDINGS_TOKENS = 1500
+
+LEAD_SYSTEM = """\
+You are the lead investigator of Rootline, finding the root cause of a production alert.
+You get the alerts, the scope (label matchers, baseline and incident windows) and the ranked
+suspects of a deterministic signal scan. The alerting service is where users feel the pain,
+not necessarily the cause.
+Work like a senior SRE: form hypotheses from the suspects, then test them. Delegate with
+investigate_logs and investigate_metrics; ask both in the same turn when the questions are
+independent, they run in parallel. Ask each a specific question (service, symptom, window).
+Prefer evidence that shows which service changed first and why. Do not guess beyond the
+evidence; say what is unchecked.
+End by calling submit_report. Cite evidence by the [step N] numbers the results carry.
+"""
+
+LOGS_SYSTEM = """\
+You are the logs analyst of Rootline, answering one question from the lead investigator with
+Loki (LogQL). Start from log_patterns or a narrow query_logs on the services named; compare
+the incident window with the baseline; look for errors that appear first or only in one
+service. Use at most a few queries. Answer in under 200 words: what you found, which service,
+since when, citing the [step N] of each result you rely on, and what you could not check.
+"""
+
+METRICS_SYSTEM = """\
+You are the metrics analyst of Rootline, answering one question from the lead investigator
+with Prometheus (PromQL). Use discover_metrics to learn what exists, then query_metrics_range
+for the baseline versus the incident; aggregate (sum by, topk) to stay under the series cap.
+Look for the earliest change: saturation (CPU, memory), errors, latency, traffic shifts.
+Answer in under 200 words: what changed, where, when it began, citing the [step N] of each
+result you rely on, and what you could not check.
+"""
+
+
+class RootCause(BaseModel):
+    service: str = Field(description="the service at fault (a value of the service label)")
+    description: str = Field(description="what is wrong with it and how it caused the alert")
+
+
+class RankedSuspect(BaseModel):
+    service: str
+    likelihood: float = Field(ge=0, le=1)
+    reason: str
+
+
+class EvidenceItem(BaseModel):
+    claim: str = Field(description="one observation")
+    steps: list[int] = Field(description="the [step N] numbers that show it")
+
+
+class Report(BaseModel):
+    summary: str = Field(description="two or three sentences an on-call engineer reads first")
+    root_cause: RootCause
+    confidence: float = Field(ge=0, le=1, description="0..1, how sure the evidence makes you")
+    suspects: list[RankedSuspect] = Field(description="ranked, most likely first")
+    evidence: list[EvidenceItem]
+    remediation: list[str] = Field(description="what to do now, most urgent first")
+    follow_up_checks: list[str] = Field(description="what to verify next, and what is unchecked")
+
+
+class Question(BaseModel):
+    question: str = Field(description="a specific question: service, symptom, time window")
+
+
+def schema_of(model):
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
+def _tool_specs(tools, context):
+    """investigations.tools as loop ToolSpecs, each result given to the model as is."""
+
+    def runner(tool):
+        async def run(tool_input, step):
+            result = await toolbox.call(tool, context, tool_input)
+            data = {
+                "query": result.query,
+                "links": result.links,
+                "redactions": result.redactions,
+                "data": result.data,
+            }
+            return ToolOutcome(result.text, result.is_error, data)
+
+        return run
+
+    return [
+        ToolSpec(t.name, t.description, t.definition()["input_schema"], runner(t)) for t in tools
+    ]
+
+
+def build_team(context, settings):
+    """(lead, logs, metrics) AgentSpecs over the ToolContext `context`."""
+    logs = AgentSpec(
+        "logs",
+        LOGS_SYSTEM,
+        _tool_specs([*toolbox.LOG_TOOLS, *toolbox.CONTEXT_TOOLS], context),
+        settings["specialist_iterations"],
+    )
+    metrics = AgentSpec(
+        "metrics",
+        METRICS_SYSTEM,
+        _tool_specs([*toolbox.METRIC_TOOLS, *toolbox.CONTEXT_TOOLS], context),
+        settings["specialist_iterations"],
+    )
+    return logs, metrics
+
+
+async def investigate(context, briefing, *, llm, budget, recorder, settings, history=None):
+    """Run the team; returns the lead's AgentResult (final_input is the report).
+
+    `briefing` is the lead's first message (alerts, scope, suspects). `history`, when
+    given, is an earlier conversation of the lead to continue (a follow-up question).
+    """
+    logs, metrics = build_team(context, settings)
+
+    def delegate(specialist):
+        async def run(tool_input, step):
+            question = Question.model_validate(tool_input).question
+            messages = [
+                {
+                    "role": "user",
+                    "content": f"{briefing}\n\nThe lead investigator asks: {question}",
+                }
+            ]
+            result = await run_agent(
+                specialist, messages, llm=llm, budget=budget, recorder=recorder, parent=step
+            )
+            findings = result.text or f"(no findings: {result.stop or result.error})"
+            if result.stop.startswith("stopped"):
+                findings += f"\n[the analyst was {result.stop}]"
+            if estimate_tokens(findings) > MAX_FINDINGS_TOKENS:
+                findings = findings[: MAX_FINDINGS_TOKENS * 4] + "\n[findings cut]"
+            return ToolOutcome(redact(findings).text, bool(result.error), {"stop": result.stop})
+
+        return run
+
+    async def submit(tool_input, step):
+        try:
+            Report.model_validate(tool_input)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:8]
+            )
+            return ToolOutcome(f"The report is invalid, fix and resubmit: {problems}", True)
+        return ToolOutcome("Report received.")
+
+    question_schema = schema_of(Question)
+    lead = AgentSpec(
+        "lead",
+        LEAD_SYSTEM,
+        [
+            ToolSpec(
+                "investigate_logs",
+                "Ask the logs analyst (Loki) a question; returns its findings with step "
+                "references. May be called together with investigate_metrics.",
+                question_schema,
+                delegate(logs),
+            ),
+            ToolSpec(
+                "investigate_metrics",
+                "Ask the metrics analyst (Prometheus) a question; returns its findings with "
+                "step references. May be called together with investigate_logs.",
+                question_schema,
+                delegate(metrics),
+            ),
+            *_tool_specs(toolbox.CONTEXT_TOOLS, context),
+            ToolSpec(
+                "submit_report",
+                "Submit the final report; this ends the investigation.",
+                schema_of(Report),
+                submit,
+            ),
+        ],
+        settings["lead_iterations"],
+        final_tool="submit_report",
+    )
+    messages = history if history is not None else [{"role": "user", "content": briefing}]
+    return await run_agent(lead, messages, llm=llm, budget=budget, recorder=recorder)
+
+
+def briefing(context, suspects, signals_summary):
+    """The lead's first message: what the scan knows, redacted."""
+    top = [
+        {
+            "service": s["service"],
+            "score": s["score"],
+            "evidence": s.get("evidence", [])[:3],
+        }
+        for s in suspects[:5]
+    ]
+    alerts = [
+        {
+            "labels": a["labels"],
+            "annotations": a["annotations"],
+            "status": a["status"],
+            "starts_at": a["starts_at"],
+        }
+        for a in context.alerts[:10]
+    ]
+    text = (
+        f"Alerts ({len(context.alerts)}):\n{json.dumps(alerts, indent=1)}\n\n"
+        f"Scope: {json.dumps(context.scope)}\n"
+        f"Baseline window: {context.baseline[0].isoformat()} to {context.baseline[1].isoformat()}\n"
+        f"Incident window: {context.incident[0].isoformat()} to {context.incident[1].isoformat()}"
+        f" (no data after its end may be read)\n\n"
+        f"Signal scan: {signals_summary}\nRanked suspects:\n{json.dumps(top, indent=1)}"
+    )
+    return redact(text).text
