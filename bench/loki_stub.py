@@ -25,15 +25,16 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import islice
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from background_server import BackgroundServer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ MAX_QUERY_BYTES = 5120
 MAX_SECONDS_TIMESTAMP = 10**10
 NANOSECONDS_PER_SECOND = 10**9
 # How soon close() stops a background stub.
-SHUTDOWN_POLL_SECONDS = 0.05
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=UTF-8"
@@ -655,40 +655,14 @@ class LokiApi(BaseHTTPRequestHandler):
         """Quiet: a benchmark sends thousands of requests (errors are still logged)."""
 
 
-class LokiStub(ThreadingHTTPServer):
+class LokiStub(BackgroundServer):
     """A listening stub; `url` is its base URL. `close()` (or leaving `with`) stops it."""
 
-    daemon_threads = True
+    thread_name = "loki-stub"
 
     def __init__(self, store, address):
         super().__init__(address, LokiApi)
         self.store = store
-        self._thread = None
-
-    @property
-    def url(self):
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self):
-        self._thread = threading.Thread(
-            target=self.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="loki-stub",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self):
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join()
-            self._thread = None
-        self.server_close()
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 def serve(store, host="127.0.0.1", port=0):

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from investigations import signals
@@ -68,7 +69,7 @@ def run(investigation_id):
         log.exception("investigation %s failed", investigation_id)
         investigation.finish(Investigation.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return
-    investigation.finish(Investigation.Status.COMPLETED)
+    investigation.finish(Investigation.Status.COMPLETED, error=investigation.error)
 
 
 def scope_step(investigation):
@@ -355,6 +356,14 @@ def agents_step(investigation):
     }
 
     async def main():
+        try:
+            return await team_run()
+        finally:
+            # The recorder's writes ran in asgiref's database thread: close its
+            # connection, or it outlives the investigation.
+            await sync_to_async(connections.close_all)()
+
+    async def team_run():
         async with AsyncExitStack() as stack:
             for name, client in (
                 ("loki", LokiClient.from_settings()),

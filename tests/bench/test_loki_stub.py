@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from loki_stub import EMPTY_COMPATIBLE, LogStore, serve
 
-from bench.loki_stub import EMPTY_COMPATIBLE, LogStore, serve
 from investigations.telemetry import BackendConfig, LokiClient, QueryError
 from tests.shared import fixture
 

@@ -1,12 +1,6 @@
 """bench/rca_accuracy.py's scoring and its report, on made-up results."""
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
 import rca_accuracy
 
 

@@ -1,0 +1,287 @@
+"""Whole investigations through the real anthropic SDK against a scripted Messages-API server.
+
+The server (bench/scripted_messages.py) tells the lead and the two analysts apart by their
+system prompts and replays each one's turns; Loki is bench/loki_stub.py serving the
+recorded Loki lines plus one that leaks secrets.
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import scripted_messages as scripted
+from django.db import connection
+from loki_stub import LogStore, serve
+
+from investigations import runner
+from investigations.models import Investigation
+from tests.factories import make_alert, make_investigation
+from tests.shared import fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STARTS_AT = datetime(2026, 11, 25, 3, 50, tzinfo=UTC)
+BEARER = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwYXltZW50LWFwaSJ9.c2lnbmF0dXJlLXNlY3JldA"
+DSN_PASSWORD = "Sup3rS3cretPw"
+LEAK = (
+    f'{{"level": "error", "msg": "retrying with Authorization: Bearer {BEARER} '
+    f'dsn=postgres://payments:{DSN_PASSWORD}@orders-db:5432/orders"}}'
+)
+REPORT = {
+    "summary": "payment-api lost its database orders-db, which was OOM-killed.",
+    "root_cause": {"service": "orders-db", "description": "OOM kill; payment-api refused"},
+    "confidence": 0.8,
+    "suspects": [
+        {"service": "orders-db", "likelihood": 0.8, "reason": "OOM kill first"},
+        {"service": "payment-api", "likelihood": 0.15, "reason": "errors follow"},
+    ],
+    "evidence": [{"claim": "connection refused from 03:49", "steps": [6]}],
+    "remediation": ["Raise orders-db's memory limit"],
+    "follow_up_checks": ["Check orders-db memory growth"],
+}
+
+
+# The server tells agents apart by these words in the first line of their system prompts.
+LEAD, LOGS, METRICS = "lead investigator", "logs analyst", "metrics analyst"
+
+
+@pytest.fixture
+def loki(settings):
+    """The recorded Loki lines and a leaking one, behind Loki's read API."""
+    entries = []
+    for name in ("query_range_streams_errors", "query_range_streams_json_filter"):
+        for stream in fixture(f"loki/{name}.json")["body"]["data"]["result"]:
+            entries += [(stream["stream"], int(ts), line) for ts, line in stream["values"]]
+    at = int(datetime(2026, 11, 25, 3, 52, tzinfo=UTC).timestamp()) * 10**9
+    entries.append(({"namespace": "production", "service": "payment-api"}, at, LEAK))
+    with serve(LogStore(entries)) as stub:
+        settings.ROOTLINE_LOKI_URL = stub.url
+        yield stub
+
+
+def investigation_with(settings, server, **limits):
+    settings.ANTHROPIC_API_KEY = "test-key"
+    settings.ANTHROPIC_BASE_URL = server.url
+    settings.ROOTLINE_LLM_BACKOFF = timedelta(milliseconds=10)
+    for name, value in limits.items():
+        setattr(settings, f"ROOTLINE_LLM_{name.upper()}", value)
+    alert = make_alert(service="payment-api", starts_at=STARTS_AT)
+    return make_investigation(alert, as_of=STARTS_AT + timedelta(minutes=5))
+
+
+def run(investigation):
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+    return investigation
+
+
+def steps(investigation):
+    return list(investigation.steps.order_by("sequence"))
+
+
+def full_script():
+    return scripted.Script(
+        {
+            LEAD: [
+                scripted.tool_uses(
+                    [
+                        ("investigate_logs", {"question": "Which service errors first?"}),
+                        ("investigate_metrics", {"question": "What saturated?"}),
+                    ],
+                    text="Two questions at once.",
+                ),
+                scripted.tool_use("submit_report", REPORT),
+            ],
+            LOGS: [
+                scripted.tool_use("log_patterns", {"selector": '{namespace="production"}'}),
+                scripted.text("payment-api refuses connections to orders-db from 03:49 [step 6]."),
+            ],
+            METRICS: [
+                scripted.tool_use("discover_metrics", {"selector": '{namespace="production"}'}),
+                scripted.text("No metrics store configured [step 7]."),
+            ],
+        },
+    )
+
+
+def test_a_full_investigation_with_both_specialists(settings, loki):
+    with scripted.serve(full_script(), default_delay=0.3) as server:
+        investigation = run(investigation_with(settings, server))
+
+    assert investigation.status == "completed", investigation.error
+    assert investigation.report["source"] == "agents", investigation.report.get("agents_error")
+    assert investigation.report["root_cause"]["service"] == "orders-db"
+    assert investigation.report["signals"]["source"] == "signals"
+    assert "Root cause: orders-db" in investigation.report_text
+    assert investigation.input_tokens > 0 and investigation.output_tokens > 0
+    assert investigation.cost_usd > 0
+
+    timeline = steps(investigation)
+    by_tool = {}
+    for step in timeline:
+        by_tool.setdefault(step.tool, []).append(step)
+    [logs_delegation] = by_tool["investigate_logs"]
+    [metrics_delegation] = by_tool["investigate_metrics"]
+    logs_children = [s for s in timeline if s.parent_id == logs_delegation.pk]
+    assert [(s.agent, s.tool) for s in logs_children] == [
+        ("logs", "llm_turn"),
+        ("logs", "log_patterns"),
+        ("logs", "llm_turn"),
+    ]
+    assert {s.agent for s in timeline if s.parent_id == metrics_delegation.pk} == {"metrics"}
+    assert logs_delegation.output_text.startswith("payment-api refuses connections")
+    [submit] = by_tool["submit_report"]
+    assert submit.agent == "lead" and submit.status == "ok"
+    lead_turns = [s for s in timeline if s.agent == "lead" and s.tool == "llm_turn"]
+    assert len(lead_turns) == 2
+    assert lead_turns[0].output["tool_uses"] == ["investigate_logs", "investigate_metrics"]
+    assert all(s.finished_at for s in timeline)
+
+    # The specialists ran at the same time: their first turns overlap.
+    logs_first = server.requests_of(LOGS)[0]
+    metrics_first = server.requests_of(METRICS)[0]
+    assert logs_first.received_at < metrics_first.answered_at
+    assert metrics_first.received_at < logs_first.answered_at
+
+
+def test_every_request_caches_its_prompt_and_carries_no_secret(settings, loki):
+    with scripted.serve(full_script()) as server:
+        run(investigation_with(settings, server))
+
+    assert len(server.requests) == 6
+    for request in server.requests:
+        body = request.body
+        assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+        assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert all("cache_control" not in tool for tool in body["tools"][:-1])
+        raw = json.dumps(body)
+        assert BEARER not in raw and DSN_PASSWORD not in raw
+    # The lead never sees the analysts' raw tool output.
+    lead_bodies = json.dumps([r.body for r in server.requests_of(LEAD)])
+    assert "Templates mined from the newest" in json.dumps(
+        [r.body for r in server.requests_of(LOGS)]
+    )
+    assert "Templates mined from the newest" not in lead_bodies
+
+
+def test_rate_limits_and_dropped_connections_are_retried(settings):
+    script = scripted.Script(
+        {
+            LEAD: [
+                scripted.error(429, "rate_limit_error", "slow down", retry_after=0),
+                scripted.drop(),
+                scripted.tool_use("submit_report", REPORT),
+            ]
+        },
+    )
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server))
+
+    assert investigation.status == "completed"
+    assert investigation.report["source"] == "agents"
+    [turn] = [s for s in steps(investigation) if s.tool == "llm_turn"]
+    assert turn.output["attempts"] == 3
+
+
+def test_an_unreachable_model_leaves_the_signals_report_and_the_error(settings):
+    script = scripted.Script(
+        {LEAD: [scripted.error(529, "overloaded_error", "Overloaded")] * 10},
+    )
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server, retries=2))
+
+    assert investigation.status == "completed"
+    assert investigation.report["source"] == "signals"
+    assert "gave up after 3 attempts" in investigation.report["agents_error"]
+    assert "HTTP 529" in investigation.error
+    [turn] = [s for s in steps(investigation) if s.tool == "llm_turn"]
+    assert turn.status == "error"
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("turns", "expected"),
+    [
+        # end_turn without a report: asked once, then it reports
+        (
+            [scripted.text("I think it is orders-db."), scripted.tool_use("submit_report", REPORT)],
+            "agents",
+        ),
+        # end_turn twice: no report, the signals one stands
+        ([scripted.text("Done."), scripted.text("Still done.")], "signals"),
+        # a refusal ends the agents
+        ([scripted.raw([{"type": "text", "text": "I can't."}], "refusal")], "signals"),
+        # cut off at max_tokens, then briefer
+        (
+            [
+                scripted.raw([{"type": "text", "text": "Long..."}], "max_tokens"),
+                scripted.tool_use("submit_report", REPORT),
+            ],
+            "agents",
+        ),
+        # paused, then goes on
+        (
+            [
+                scripted.raw([{"type": "text", "text": "Thinking"}], "pause_turn"),
+                scripted.tool_use("submit_report", REPORT),
+            ],
+            "agents",
+        ),
+        # an invalid report is sent back, then fixed
+        (
+            [
+                scripted.tool_use("submit_report", {"summary": "incomplete"}),
+                scripted.tool_use("submit_report", REPORT),
+            ],
+            "agents",
+        ),
+    ],
+    ids=["asked-for-report", "never-reports", "refusal", "max-tokens", "pause", "invalid-report"],
+)
+def test_every_stop_reason(settings, turns, expected):
+    with scripted.serve(scripted.Script({LEAD: turns})) as server:
+        investigation = run(investigation_with(settings, server))
+
+    assert investigation.status == "completed"
+    assert investigation.report["source"] == expected
+    assert server.protocol_errors == 0
+
+
+def test_the_iteration_budget_forces_the_report(settings):
+    ask = scripted.tool_use("alert_context", {})
+    script = scripted.Script({LEAD: [ask, ask, scripted.tool_use("submit_report", REPORT)]})
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server, lead_iterations=2))
+
+    assert investigation.report["source"] == "agents"
+    last = server.requests_of(LEAD)[-1].body
+    assert last["tool_choice"] == {"type": "tool", "name": "submit_report"}
+    assert "iteration cap" in json.dumps(last["messages"][-1])
+
+
+def test_cancelling_stops_at_the_next_step(settings):
+    def cancel_then_ask(request):  # runs in the server's thread: its own connection
+        Investigation.objects.update(status="cancelled", error="cancelled by a test")
+        connection.close()
+        return scripted.tool_use("alert_context", {})
+
+    script = scripted.Script(
+        {LEAD: [cancel_then_ask, scripted.tool_use("submit_report", REPORT)]},
+    )
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server))
+
+    assert investigation.status == "cancelled"
+    assert len(server.requests_of(LEAD)) == 1
+
+
+def test_the_token_budget_forces_the_report(settings):
+    ask = scripted.tool_use("alert_context", {})
+    script = scripted.Script({LEAD: [ask, scripted.tool_use("submit_report", REPORT)]})
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server, token_budget=1000))
+
+    assert investigation.report["source"] == "agents"
+    last = server.requests_of(LEAD)[-1].body
+    assert last["tool_choice"] == {"type": "tool", "name": "submit_report"}
+    assert "token budget" in json.dumps(last["messages"][-1])
