@@ -80,8 +80,9 @@ class InvestigationAdmin(admin.ModelAdmin):
         "report_text",
         "suspects_pretty",
         "report_pretty",
+        "followups_pretty",
     ]
-    exclude = ["scope", "report", "suspects", "alerts"]
+    exclude = ["scope", "report", "suspects", "alerts", "conversation", "followups"]
     inlines = [ToolCallInline]
     actions = ["investigate_again", "cancel"]
 
@@ -111,6 +112,19 @@ class InvestigationAdmin(admin.ModelAdmin):
             ),
         )
         return format_html("<ol>{}</ol>", rows)
+
+    @admin.display(description="follow-up questions")
+    def followups_pretty(self, investigation):
+        if not investigation.followups:
+            return "-"
+        return format_html_join(
+            "",
+            "<p><b>Q:</b> {}<br><b>A</b> ({}): {}</p>",
+            (
+                (f["question"], f["status"], f.get("answer") or f.get("error") or "...")
+                for f in investigation.followups
+            ),
+        )
 
     @admin.display(description="report")
     def report_pretty(self, investigation):

@@ -7,9 +7,10 @@ to its investigations. The webhook that receives alerts is alerts/api.py.
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.http import Http404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict
 
 from accounts.auth import API_AUTH
@@ -56,6 +57,9 @@ class InvestigationOut(Schema):
     suspects: list[SuspectOut] = Field(description="services ranked by the signal scan")
     report: dict | None
     report_text: str
+    followups: list[dict] = Field(
+        description="follow-up questions and their answers: question, status, answer, steps"
+    )
 
     @staticmethod
     def resolve_alerts(investigation):
@@ -119,6 +123,39 @@ def get_investigation(request, investigation_id: int):
     if investigation is None:
         raise Http404(f"No investigation {investigation_id}.")
     return investigation
+
+
+class QuestionIn(Schema):
+    question: str = Field(min_length=3, max_length=2000, description="what to ask")
+
+
+class QuestionOut(Schema):
+    investigation: int
+    index: int = Field(description="the question's place in `followups`")
+    status: str
+
+
+@router.post(
+    "/{investigation_id}/questions",
+    response={202: QuestionOut, (401, 404, 409, 422): ErrorOut},
+    summary="Ask a completed investigation a follow-up question",
+)
+def ask_question(request, investigation_id: int, body: QuestionIn):
+    """The lead agent continues its conversation with the question, investigates further
+    if needed, and answers; the answer appears in `followups`, its steps on the timeline.
+    Needs a configured model (ANTHROPIC_API_KEY) and a completed investigation."""
+    investigation = Investigation.objects.filter(pk=investigation_id).first()
+    if investigation is None:
+        raise Http404(f"No investigation {investigation_id}.")
+    problem = None
+    if not settings.ANTHROPIC_API_KEY:
+        problem = "Follow-up questions need a model: ANTHROPIC_API_KEY is not set."
+    elif investigation.status != Investigation.Status.COMPLETED:
+        problem = f"Investigation {investigation_id} is {investigation.status}, not completed."
+    if problem:
+        return Status(409, {"error": "conflict", "message": problem, "fields": []})
+    index = investigation.ask(body.question.strip(), requested_by=request.user)
+    return Status(202, {"investigation": investigation.pk, "index": index, "status": "queued"})
 
 
 @alerts_router.get(

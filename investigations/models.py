@@ -6,6 +6,7 @@ from django.utils import timezone
 from alerts.models import Alert
 
 TASK = "investigations.tasks.run_investigation"
+FOLLOWUP_TASK = "investigations.tasks.answer_followup"
 SEQUENCE_RETRIES = 5
 
 
@@ -69,6 +70,14 @@ class Investigation(models.Model):
         help_text="services ranked by the signal scan: [{service, score, evidence: [...]}]",
     )
     report = models.JSONField(null=True, blank=True)
+    conversation = models.JSONField(
+        default=list, blank=True, help_text="the lead agent's messages, for follow-up questions"
+    )
+    followups = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="follow-up questions: [{question, asked_at, status, answer, steps, error}]",
+    )
     report_text = models.TextField(blank=True)
 
     feedback = models.CharField(max_length=10, choices=Feedback, blank=True)
@@ -154,6 +163,26 @@ class Investigation(models.Model):
         ).update(status=self.Status.CANCELLED, error=reason, finished_at=now)
         self.refresh_from_db(fields=["status", "error", "finished_at"])
         return bool(cancelled)
+
+    def ask(self, question, requested_by=None):
+        """Queue a follow-up question; returns its index in `followups`."""
+        from django_q.tasks import async_task
+
+        with transaction.atomic():
+            row = Investigation.objects.select_for_update().get(pk=self.pk)
+            row.followups.append(
+                {
+                    "question": question,
+                    "asked_at": timezone.now().isoformat(),
+                    "asked_by": str(requested_by or ""),
+                    "status": "queued",
+                }
+            )
+            row.save(update_fields=["followups"])
+            index = len(row.followups) - 1
+            async_task(FOLLOWUP_TASK, self.pk, index, task_name=f"followup-{self.pk}-{index}")
+        self.followups = row.followups
+        return index
 
     def rerun(self, requested_by=None):
         """A new investigation of the same alerts (or question), queued at once."""

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
 from investigations import signals
@@ -343,8 +343,31 @@ def agents_step(investigation):
     """
     if not settings.ANTHROPIC_API_KEY:
         return
+    result, error = run_team(investigation)
+    fields = ["model", "input_tokens", "output_tokens", "cached_tokens", "cost_usd"]
+    if result is not None and result.final_input is not None:
+        report = {"source": "agents", **result.final_input, "signals": investigation.report}
+        investigation.report = report
+        investigation.report_text = render_report(report)
+        investigation.conversation = result.messages
+        fields += ["report", "report_text", "conversation"]
+    else:
+        error = error or f"the agents ended without a report: {result.error or result.stop}"
+        investigation.report = {**investigation.report, "agents_error": error}
+        investigation.report_text += f"\n\nThe agents did not report: {error}"
+        investigation.error = error
+        fields += ["report", "report_text", "error"]
+    investigation.save(update_fields=fields)
+
+
+def run_team(investigation, question=None, parent=None):
+    """Run the lead and its analysts on `investigation` (a follow-up `question` continues
+    its conversation); adds their usage to its totals. Returns (AgentResult or None,
+    error): None and the reason when the model could not be reached."""
     context = build_context(investigation)
-    brief = team.briefing(context, investigation.suspects, investigation.report.get("summary", ""))
+    brief = team.briefing(
+        context, investigation.suspects, (investigation.report or {}).get("summary", "")
+    )
     budget = Budget(
         settings.ROOTLINE_LLM_TOKEN_BUDGET,
         settings.ROOTLINE_LLM_TIME_BUDGET.total_seconds(),
@@ -371,42 +394,81 @@ def agents_step(investigation):
             ):
                 if client is not None:
                     setattr(context, name, await stack.enter_async_context(client))
-            llm = LLM.from_settings()
             return await team.investigate(
                 context,
                 brief,
-                llm=llm,
+                llm=LLM.from_settings(),
                 budget=budget,
                 recorder=TimelineRecorder(investigation),
                 settings=limits,
+                history=list(investigation.conversation) if question else None,
+                question=question,
+                parent=parent,
             )
 
-    error = ""
-    result = None
+    result, error = None, ""
     try:
         result = asyncio.run(main())
     except LLMUnavailable as exc:
         error = f"the agents could not run: {exc}"
+    usage = budget.usage
     investigation.model = settings.ROOTLINE_LLM_MODEL
-    investigation.input_tokens = budget.usage[0] + budget.usage[2] + budget.usage[3]
-    investigation.output_tokens = budget.usage[1]
-    investigation.cached_tokens = budget.usage[3]
-    investigation.cost_usd = Decimal(
-        f"{cost_usd(settings.ROOTLINE_LLM_MODEL, budget.usage, settings.ROOTLINE_LLM_PRICES):.4f}"
+    investigation.input_tokens += usage[0] + usage[2] + usage[3]
+    investigation.output_tokens += usage[1]
+    investigation.cached_tokens += usage[3]
+    spent = cost_usd(settings.ROOTLINE_LLM_MODEL, usage, settings.ROOTLINE_LLM_PRICES)
+    investigation.cost_usd += Decimal(f"{spent:.4f}")
+    return result, error
+
+
+def answer_followup(investigation_id, index):
+    """Answer follow-up question `index` of a completed investigation, continuing the
+    lead's conversation; its steps are appended to the timeline under the question."""
+    investigation = Investigation.objects.get(pk=investigation_id)
+    entry = investigation.followups[index]
+    if not settings.ANTHROPIC_API_KEY:
+        _answered(investigation, index, error="no model is configured (ANTHROPIC_API_KEY)")
+        return
+    question = ToolCall.start(
+        investigation, ToolCall.Agent.LEAD, "follow_up_question", {"question": entry["question"]}
     )
-    fields = ["model", "input_tokens", "output_tokens", "cached_tokens", "cost_usd"]
+    try:
+        result, error = run_team(investigation, question=entry["question"], parent=question)
+    except Cancelled:
+        question.end(error="cancelled")
+        return
     if result is not None and result.final_input is not None:
-        report = {"source": "agents", **result.final_input, "signals": investigation.report}
-        investigation.report = report
-        investigation.report_text = render_report(report)
-        fields += ["report", "report_text"]
+        answer = result.final_input
+        investigation.conversation = result.messages
+        investigation.save(
+            update_fields=[
+                "conversation",
+                "model",
+                "input_tokens",
+                "output_tokens",
+                "cached_tokens",
+                "cost_usd",
+            ]
+        )
+        question.end(output=answer, output_text=answer["answer"])
+        _answered(investigation, index, answer=answer["answer"], steps=answer.get("steps", []))
     else:
-        error = error or f"the agents ended without a report: {result.error or result.stop}"
-        investigation.report = {**investigation.report, "agents_error": error}
-        investigation.report_text += f"\n\nThe agents did not report: {error}"
-        investigation.error = error
-        fields += ["report", "report_text", "error"]
-    investigation.save(update_fields=fields)
+        error = error or f"no answer: {result.error or result.stop}"
+        question.end(error=error)
+        _answered(investigation, index, error=error)
+
+
+def _answered(investigation, index, answer="", steps=(), error=""):
+    with transaction.atomic():
+        row = Investigation.objects.select_for_update().get(pk=investigation.pk)
+        row.followups[index].update(
+            status="failed" if error else "answered",
+            answer=answer,
+            steps=list(steps),
+            error=error,
+            answered_at=timezone.now().isoformat(),
+        )
+        row.save(update_fields=["followups"])
 
 
 def render_report(report):

@@ -7,6 +7,10 @@ def run_investigation(investigation_id):
     runner.run(investigation_id)
 
 
+def answer_followup(investigation_id, index):
+    runner.answer_followup(investigation_id, index)
+
+
 def sweep_stale_investigations():
     """Scheduled every minute (migration 0003): see runner.sweep_stale."""
     return runner.sweep_stale()

@@ -125,7 +125,7 @@ def summarise_old_results(messages, keep=KEEP_RECENT_MESSAGES):
     return shortened
 
 
-def _user_text(messages, text):
+def add_user_text(messages, text):
     """Add a user instruction, merged into the last user message if that is where we are."""
     if messages and messages[-1]["role"] == "user":
         content = messages[-1]["content"]
@@ -153,7 +153,7 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
         if limit:
             if not spec.final_tool or forced:
                 return AgentResult(last_text, stop=f"stopped by {limit}", messages=messages)
-            _user_text(
+            add_user_text(
                 messages,
                 f"You have reached {limit}. Call {spec.final_tool} now with what you have "
                 "found so far; say what remains unchecked.",
@@ -187,7 +187,7 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
             if cut_off:
                 return AgentResult(last_text, stop="cut off twice at max_tokens", messages=messages)
             cut_off = True
-            _user_text(messages, "Your reply was cut off at the token limit. Be briefer.")
+            add_user_text(messages, "Your reply was cut off at the token limit. Be briefer.")
             continue
         messages.append({"role": "assistant", "content": content})
         uses = [b for b in message.content if b.type == "tool_use"]
@@ -230,7 +230,7 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
                 messages=messages,
             )
         asked_for_final = True
-        _user_text(messages, f"Now call {spec.final_tool} with your conclusions.")
+        add_user_text(messages, f"Now call {spec.final_tool} with your conclusions.")
 
 
 async def _run_tool(tools, use, spec, recorder, parent):

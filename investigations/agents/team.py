@@ -11,7 +11,13 @@ import json
 from pydantic import BaseModel, Field, ValidationError
 
 from investigations import tools as toolbox
-from investigations.agents.loop import AgentSpec, ToolOutcome, ToolSpec, run_agent
+from investigations.agents.loop import (
+    AgentSpec,
+    ToolOutcome,
+    ToolSpec,
+    add_user_text,
+    run_agent,
+)
 from investigations.tools.compaction import estimate_tokens
 from investigations.tools.redaction import redact
 
@@ -74,6 +80,11 @@ class Report(BaseModel):
     follow_up_checks: list[str] = Field(description="what to verify next, and what is unchecked")
 
 
+class Answer(BaseModel):
+    answer: str = Field(description="the answer, for an on-call engineer")
+    steps: list[int] = Field(default=[], description="the [step N] numbers that support it")
+
+
 class Question(BaseModel):
     question: str = Field(description="a specific question: service, symptom, time window")
 
@@ -122,11 +133,15 @@ def build_team(context, settings):
     return logs, metrics
 
 
-async def investigate(context, briefing, *, llm, budget, recorder, settings, history=None):
-    """Run the team; returns the lead's AgentResult (final_input is the report).
+async def investigate(
+    context, briefing, *, llm, budget, recorder, settings, history=None, question=None, parent=None
+):
+    """Run the team; returns the lead's AgentResult (final_input is the report, or with
+    `question` the answer).
 
-    `briefing` is the lead's first message (alerts, scope, suspects). `history`, when
-    given, is an earlier conversation of the lead to continue (a follow-up question).
+    `briefing` is the lead's first message (alerts, scope, suspects). A follow-up
+    `question` continues the lead's earlier conversation `history` (or starts from the
+    briefing when there is none) and ends with answer_question instead of a report.
     """
     logs, metrics = build_team(context, settings)
 
@@ -161,6 +176,27 @@ async def investigate(context, briefing, *, llm, budget, recorder, settings, his
             return ToolOutcome(f"The report is invalid, fix and resubmit: {problems}", True)
         return ToolOutcome("Report received.")
 
+    async def answer(tool_input, step):
+        try:
+            Answer.model_validate(tool_input)
+        except ValidationError as exc:
+            return ToolOutcome(f"Invalid answer, fix and resubmit: {exc.errors()[0]['msg']}", True)
+        return ToolOutcome("Answer received.")
+
+    if question:
+        final = ToolSpec(
+            "answer_question",
+            "Answer the follow-up question; this ends the follow-up.",
+            schema_of(Answer),
+            answer,
+        )
+    else:
+        final = ToolSpec(
+            "submit_report",
+            "Submit the final report; this ends the investigation.",
+            schema_of(Report),
+            submit,
+        )
     question_schema = schema_of(Question)
     lead = AgentSpec(
         "lead",
@@ -181,18 +217,19 @@ async def investigate(context, briefing, *, llm, budget, recorder, settings, his
                 delegate(metrics),
             ),
             *_tool_specs(toolbox.CONTEXT_TOOLS, context),
-            ToolSpec(
-                "submit_report",
-                "Submit the final report; this ends the investigation.",
-                schema_of(Report),
-                submit,
-            ),
+            final,
         ],
         settings["lead_iterations"],
-        final_tool="submit_report",
+        final_tool=final.name,
     )
-    messages = history if history is not None else [{"role": "user", "content": briefing}]
-    return await run_agent(lead, messages, llm=llm, budget=budget, recorder=recorder)
+    messages = history or [{"role": "user", "content": briefing}]
+    if question:
+        add_user_text(
+            messages,
+            f"A follow-up question from the on-call engineer: {redact(question).text}\n"
+            "Investigate further if needed, then call answer_question.",
+        )
+    return await run_agent(lead, messages, llm=llm, budget=budget, recorder=recorder, parent=parent)
 
 
 def briefing(context, suspects, signals_summary):

@@ -93,6 +93,7 @@ def test_a_finished_investigation_with_its_suspects_and_report(api_get, complete
         "suspects": SUSPECTS,
         "report": REPORT,
         "report_text": "payment-db ran out of connections.",
+        "followups": [],
     }
 
 

@@ -285,3 +285,62 @@ def test_the_token_budget_forces_the_report(settings):
     last = server.requests_of(LEAD)[-1].body
     assert last["tool_choice"] == {"type": "tool", "name": "submit_report"}
     assert "token budget" in json.dumps(last["messages"][-1])
+
+
+def test_a_follow_up_question_continues_the_conversation(settings, client, admin_user):
+    answer = {"answer": "orders-db was OOM-killed at 03:48:57.", "steps": [3]}
+    script = scripted.Script(
+        {
+            LEAD: [
+                scripted.tool_use("submit_report", REPORT),
+                scripted.tool_use("alert_context", {}),
+                scripted.tool_use("answer_question", answer),
+            ]
+        }
+    )
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server))
+        steps_before = investigation.steps.count()
+        client.force_login(admin_user)
+
+        response = client.post(
+            f"/api/v1/investigations/{investigation.pk}/questions",
+            {"question": "When exactly did orders-db die?"},
+            content_type="application/json",
+        )
+        assert response.status_code == 202, response.content
+        assert response.json()["index"] == 0
+        runner.answer_followup(investigation.pk, 0)  # what the queued task runs
+
+    investigation.refresh_from_db()
+    [followup] = investigation.followups
+    assert followup["status"] == "answered"
+    assert followup["answer"] == answer["answer"]
+    # The lead went on from its own conversation: the report turn is in the history.
+    follow_up_request = server.requests_of(LEAD)[1].body
+    assert "When exactly did orders-db die?" in json.dumps(follow_up_request["messages"][-1])
+    assert any(
+        block.get("name") == "submit_report"
+        for message in follow_up_request["messages"]
+        for block in (message["content"] if isinstance(message["content"], list) else [])
+    )
+    assert server.protocol_errors == 0
+    new_steps = list(investigation.steps.order_by("sequence"))[steps_before:]
+    question = new_steps[0]
+    assert (question.tool, question.output_text) == ("follow_up_question", answer["answer"])
+    assert all(s.parent_id == question.pk for s in new_steps[1:])
+
+
+def test_follow_up_questions_need_a_completed_investigation(settings, client, admin_user):
+    settings.ANTHROPIC_API_KEY = "test-key"
+    queued = make_investigation(make_alert())
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/api/v1/investigations/{queued.pk}/questions",
+        {"question": "Why?"},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 409
+    assert response.json()["message"] == f"Investigation {queued.pk} is queued, not completed."
