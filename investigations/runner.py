@@ -502,30 +502,39 @@ def render_report(report):
 
 
 def sweep_stale(now=None):
-    """End investigations that no worker will finish; returns how many.
+    """Re-queue or end investigations that no worker is running any more; returns how many.
 
     A worker that is killed or hangs leaves its investigation `running`. django-q2 hands
-    the task to another worker after its retry time and the claim takes it over, but only
-    up to max_attempts; past the last attempt's timeout, nothing will. Such an
-    investigation ends `failed`, saying so. (A queued one is left alone: its task is in the
-    queue, written in the same transaction as the investigation.)
+    an unacknowledged task to another worker after its retry time, and the claim takes the
+    investigation over (refreshing started_at); but a task django-q2 killed at its timeout
+    is acknowledged as failed and never comes back. So an investigation still `running`
+    once timeout + retry grace have passed since its start has no worker: it is queued
+    again while attempts remain, else it ends `failed`, saying why.
     """
     now = now or timezone.now()
     attempts = settings.Q_CLUSTER["max_attempts"]
     timeout = settings.ROOTLINE_INVESTIGATION_TIMEOUT
+    abandoned = now - timeout - settings.ROOTLINE_TASK_RETRY_GRACE - STALE_GRACE
     stale = Investigation.objects.filter(
-        status=Investigation.Status.RUNNING,
-        attempts__gte=attempts,
-        started_at__lt=now - timeout - STALE_GRACE,
+        status=Investigation.Status.RUNNING, started_at__lt=abandoned
     )
-    reason = (
-        f"no worker finished it: the worker running attempt {attempts} of {attempts} stopped "
-        f"(killed, or over ROOTLINE_INVESTIGATION_TIMEOUT={timeout}) and it is not retried"
-    )
-    ended = 0
+    swept = 0
     for investigation in stale:
-        investigation.finish(Investigation.Status.FAILED, error=reason)
-        ended += investigation.status == Investigation.Status.FAILED
-    if ended:
-        log.warning("ended %s stale investigation(s): %s", ended, reason)
-    return ended
+        if investigation.attempts < attempts:
+            with transaction.atomic():
+                requeued = Investigation.objects.filter(
+                    pk=investigation.pk, status=Investigation.Status.RUNNING
+                ).update(status=Investigation.Status.QUEUED)
+                if requeued:
+                    investigation.enqueue()
+            log.warning("investigation %s had no worker; queued again", investigation.pk)
+        else:
+            reason = (
+                f"no worker finished it: attempt {investigation.attempts} of {attempts} "
+                f"stopped (its worker was killed, or ran over ROOTLINE_INVESTIGATION_TIMEOUT="
+                f"{timeout}) and it is not retried"
+            )
+            investigation.finish(Investigation.Status.FAILED, error=reason)
+            log.warning("investigation %s: %s", investigation.pk, reason)
+        swept += 1
+    return swept

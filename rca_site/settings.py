@@ -270,13 +270,17 @@ ROOTLINE_LLM_PRICES = {
 # attempts). An investigation may cost LLM money: a task is tried at most twice, failures
 # are acknowledged, and timeout < retry so a task is never handed to a second worker
 # while the first still runs it.
+# A worker that dies or hangs: django-q2 hands the task on after `retry`; a task it gave
+# up on (killed at `timeout`, acknowledged as failed) is re-queued or failed by the sweep
+# (runner.sweep_stale) once `retry` has passed too.
+ROOTLINE_TASK_RETRY_GRACE = envduration("ROOTLINE_TASK_RETRY_GRACE", timedelta(seconds=60))
 _task_timeout_seconds = int(ROOTLINE_INVESTIGATION_TIMEOUT.total_seconds())
 Q_CLUSTER = {
     "name": "rootline",
     "orm": "default",
     "workers": envint("ROOTLINE_WORKERS", 2, minimum=1),
     "timeout": _task_timeout_seconds,
-    "retry": _task_timeout_seconds + 60,
+    "retry": _task_timeout_seconds + max(int(ROOTLINE_TASK_RETRY_GRACE.total_seconds()), 1),
     "max_attempts": 2,
     "ack_failures": True,
     "catch_up": False,

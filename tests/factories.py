@@ -29,3 +29,18 @@ def make_investigation(*alerts, **fields):
     investigation = Investigation.objects.create(**fields)
     investigation.alerts.set(alerts)
     return investigation
+
+
+# A report as the lead agent submits it (investigations.agents.team.Report).
+REPORT = {
+    "summary": "payment-api lost its database orders-db, which was OOM-killed.",
+    "root_cause": {"service": "orders-db", "description": "OOM kill; payment-api refused"},
+    "confidence": 0.8,
+    "suspects": [
+        {"service": "orders-db", "likelihood": 0.8, "reason": "OOM kill first"},
+        {"service": "payment-api", "likelihood": 0.15, "reason": "errors follow"},
+    ],
+    "evidence": [{"claim": "connection refused from 03:49", "steps": [6]}],
+    "remediation": ["Raise orders-db's memory limit"],
+    "follow_up_checks": ["Check orders-db memory growth"],
+}

@@ -133,6 +133,11 @@ class Process:
         finally:
             self._log.close()
 
+    def kill(self):
+        """SIGKILL to the whole group at once, as when a machine or container dies."""
+        self._kill_group()
+        self.popen.wait(10)
+
     def _kill_group(self):
         with contextlib.suppress(ProcessLookupError):  # nothing of the group is left
             os.killpg(self.popen.pid, signal.SIGKILL)

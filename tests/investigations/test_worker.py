@@ -4,11 +4,13 @@ import os
 import sys
 
 import pytest
+import scripted_messages as scripted
 from django.conf import settings
 from django.db import connection
 from django_q.models import OrmQ, Success
 
 from investigations.models import TASK, Investigation
+from tests.factories import REPORT
 from tests.processes import Process, database_url, wait_until
 from tests.shared import alertmanager_body
 
@@ -18,9 +20,10 @@ DEADLINE_SECONDS = 30
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def worker_environment():
+def worker_environment(**extra):
     """The environment of a worker that reads and writes this test's database."""
     return {
+        **extra,
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "rca_site.settings",
         "DATABASE_URL": database_url(connection.settings_dict),
@@ -35,13 +38,13 @@ def start_qcluster(transactional_db, tmp_path):
     """Start `manage.py qcluster` on the test database; it is stopped before the flush."""
     started = []
 
-    def start():
+    def start(**environment):
         process = Process(
             [sys.executable, "manage.py", "qcluster"],
             tmp_path / f"qcluster-{len(started)}.log",
             name="manage.py qcluster",
             cwd=PROJECT_ROOT,
-            env=worker_environment(),
+            env=worker_environment(**environment),
         )
         started.append(process)
         return process
@@ -100,3 +103,49 @@ def test_a_real_worker_runs_the_queued_investigation_and_records_its_scope(
     assert success.func == TASK
     assert success.args == (investigation.pk,)
     assert worker.running, worker.describe()
+
+
+def test_a_worker_killed_mid_investigation_leaves_it_to_the_next_worker(
+    post_webhook, start_qcluster
+):
+    # The model hangs on the lead's first turn; the worker is killed while it waits.
+    # django-q2 hands the task on once its retry time (timeout + grace) has passed, and
+    # the next worker takes the stale investigation over and completes it.
+    lead = "lead investigator"
+    script = scripted.Script(
+        {lead: [scripted.text("...", delay=60), scripted.tool_use("submit_report", REPORT)]}
+    )
+    environment = {
+        "ANTHROPIC_API_KEY": "test-key",
+        "ROOTLINE_INVESTIGATION_TIMEOUT": "5s",
+        "ROOTLINE_TASK_RETRY_GRACE": "2s",
+        "ROOTLINE_LLM_RETRIES": "0",
+    }
+    with scripted.serve(script) as server:
+        environment["ANTHROPIC_BASE_URL"] = server.url
+        assert post_webhook(alertmanager_body("firing_single_checkout")).status_code == 202
+        investigation = Investigation.objects.get()
+        first = start_qcluster(**environment)
+        wait_until(
+            lambda: server.requests_of(lead),
+            DEADLINE_SECONDS,
+            lambda: "the lead never asked the model. " + first.describe(),
+        )
+        first.kill()  # the whole cluster, mid-turn
+        investigation.refresh_from_db()
+        assert (investigation.status, investigation.attempts) == ("running", 1)
+
+        second = start_qcluster(**environment)
+        wait_until(
+            lambda: Investigation.objects.filter(
+                pk=investigation.pk, status__in=Investigation.FINISHED
+            ).exists(),
+            DEADLINE_SECONDS,
+            lambda: "nobody took the investigation over. " + second.describe(),
+        )
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    assert investigation.attempts == 2
+    assert investigation.report["source"] == "agents"
+    assert len(server.requests_of(lead)) == 2

@@ -15,7 +15,7 @@ from loki_stub import LogStore, serve
 
 from investigations import runner
 from investigations.models import Investigation
-from tests.factories import make_alert, make_investigation
+from tests.factories import REPORT, make_alert, make_investigation
 from tests.shared import fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,18 +27,6 @@ LEAK = (
     f'{{"level": "error", "msg": "retrying with Authorization: Bearer {BEARER} '
     f'dsn=postgres://payments:{DSN_PASSWORD}@orders-db:5432/orders"}}'
 )
-REPORT = {
-    "summary": "payment-api lost its database orders-db, which was OOM-killed.",
-    "root_cause": {"service": "orders-db", "description": "OOM kill; payment-api refused"},
-    "confidence": 0.8,
-    "suspects": [
-        {"service": "orders-db", "likelihood": 0.8, "reason": "OOM kill first"},
-        {"service": "payment-api", "likelihood": 0.15, "reason": "errors follow"},
-    ],
-    "evidence": [{"claim": "connection refused from 03:49", "steps": [6]}],
-    "remediation": ["Raise orders-db's memory limit"],
-    "follow_up_checks": ["Check orders-db memory growth"],
-}
 
 
 # The server tells agents apart by these words in the first line of their system prompts.
