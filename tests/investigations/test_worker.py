@@ -11,6 +11,7 @@ from django_q.models import OrmQ, Success
 
 from investigations.models import TASK, Investigation
 from tests.factories import REPORT
+from tests.investigations.agents.scripts import full_script
 from tests.processes import Process, database_url, wait_until
 from tests.shared import alertmanager_body
 
@@ -149,3 +150,29 @@ def test_a_worker_killed_mid_investigation_leaves_it_to_the_next_worker(
     assert investigation.attempts == 2
     assert investigation.report["source"] == "agents"
     assert len(server.requests_of(lead)) == 2
+
+
+def test_an_alert_ends_in_the_agents_report_through_a_real_worker(post_webhook, start_qcluster):
+    with scripted.serve(full_script()) as server:
+        post_webhook(alertmanager_body("firing_single_payment_api"))
+        investigation = Investigation.objects.get()
+        worker = start_qcluster(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=server.url)
+        wait_until(
+            lambda: Investigation.objects.filter(
+                pk=investigation.pk, status__in=Investigation.FINISHED
+            ).exists(),
+            DEADLINE_SECONDS,
+            lambda: "the worker did not finish. " + worker.describe(),
+        )
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    assert investigation.report["source"] == "agents"
+    steps = list(investigation.steps.order_by("sequence"))
+    delegations = {s.tool: s for s in steps if s.tool.startswith("investigate_")}
+    assert set(delegations) == {"investigate_logs", "investigate_metrics"}
+    for tool, agent in (("investigate_logs", "logs"), ("investigate_metrics", "metrics")):
+        nested = [s for s in steps if s.parent_id == delegations[tool].pk]
+        assert nested and {s.agent for s in nested} == {agent}
+    assert steps[-1].tool == "submit_report"
+    assert server.protocol_errors == 0

@@ -16,6 +16,7 @@ from loki_stub import LogStore, serve
 from investigations import runner
 from investigations.models import Investigation
 from tests.factories import REPORT, make_alert, make_investigation
+from tests.investigations.agents.scripts import LEAD, LOGS, METRICS, full_script
 from tests.shared import fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,10 +28,6 @@ LEAK = (
     f'{{"level": "error", "msg": "retrying with Authorization: Bearer {BEARER} '
     f'dsn=postgres://payments:{DSN_PASSWORD}@orders-db:5432/orders"}}'
 )
-
-
-# The server tells agents apart by these words in the first line of their system prompts.
-LEAD, LOGS, METRICS = "lead investigator", "logs analyst", "metrics analyst"
 
 
 @pytest.fixture
@@ -65,31 +62,6 @@ def run(investigation):
 
 def steps(investigation):
     return list(investigation.steps.order_by("sequence"))
-
-
-def full_script():
-    return scripted.Script(
-        {
-            LEAD: [
-                scripted.tool_uses(
-                    [
-                        ("investigate_logs", {"question": "Which service errors first?"}),
-                        ("investigate_metrics", {"question": "What saturated?"}),
-                    ],
-                    text="Two questions at once.",
-                ),
-                scripted.tool_use("submit_report", REPORT),
-            ],
-            LOGS: [
-                scripted.tool_use("log_patterns", {"selector": '{namespace="production"}'}),
-                scripted.text("payment-api refuses connections to orders-db from 03:49 [step 6]."),
-            ],
-            METRICS: [
-                scripted.tool_use("discover_metrics", {"selector": '{namespace="production"}'}),
-                scripted.text("No metrics store configured [step 7]."),
-            ],
-        },
-    )
 
 
 def test_a_full_investigation_with_both_specialists(settings, loki):
