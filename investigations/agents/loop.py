@@ -170,6 +170,9 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
         except LLMUnavailable as exc:
             await recorder.turn_ended(turn, error=str(exc))
             raise
+        except asyncio.CancelledError:  # a sibling analyst failed: record, then stop
+            await recorder.turn_ended(turn, error="cancelled")
+            raise
         iterations += 1
         message = answer.message
         budget.charge(message.usage)
@@ -202,10 +205,10 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
             _close_open_uses(messages, uses, problem, error_for=final.id)
             continue
         if stop == "tool_use" and uses:
-            results = await asyncio.gather(
-                *(_run_tool(tools, use, spec, recorder, parent) for use in uses)
+            results = await _all_or_none(
+                [_run_tool(tools, use, spec, recorder, parent) for use in uses]
             )
-            messages.append({"role": "user", "content": list(results)})
+            messages.append({"role": "user", "content": results})
             continue
         if stop == "pause_turn":
             continue  # send the paused turn back as is; the model goes on from there
@@ -233,6 +236,19 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
         add_user_text(messages, f"Now call {spec.final_tool} with your conclusions.")
 
 
+async def _all_or_none(calls):
+    """Run `calls` concurrently; if one raises (the model unreachable, a cancellation),
+    cancel the others, let them record that they stopped, and raise."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _run_tool(tools, use, spec, recorder, parent):
     step = await recorder.tool_started(spec.name, parent, use.name, use.input)
     tool = tools.get(use.name)
@@ -241,8 +257,9 @@ async def _run_tool(tools, use, spec, recorder, parent):
     else:
         try:
             outcome = await tool.run(use.input, step)
-        except (Cancelled, LLMUnavailable):
-            await recorder.tool_ended(step, ToolOutcome("stopped", is_error=True))
+        except (Cancelled, LLMUnavailable, asyncio.CancelledError) as exc:
+            why = "cancelled" if not isinstance(exc, LLMUnavailable) else str(exc)
+            await recorder.tool_ended(step, ToolOutcome(f"stopped: {why}", is_error=True))
             raise
         except Exception as exc:  # a tool bug goes back to the model as an error result
             outcome = ToolOutcome(f"Error: {use.name} failed ({type(exc).__name__})", True)

@@ -304,3 +304,29 @@ def test_follow_up_questions_need_a_completed_investigation(settings, client, ad
 
     assert response.status_code == 409
     assert response.json()["message"] == f"Investigation {queued.pk} is queued, not completed."
+
+
+def test_when_one_analyst_fails_the_other_is_stopped_and_every_step_ends(settings):
+    script = scripted.Script(
+        {
+            LEAD: [
+                scripted.tool_uses(
+                    [
+                        ("investigate_logs", {"question": "errors?"}),
+                        ("investigate_metrics", {"question": "saturation?"}),
+                    ]
+                )
+            ],
+            LOGS: [scripted.tool_use("log_labels", {}, delay=1.0), scripted.text("never")],
+            METRICS: [scripted.error(400, "invalid_request_error", "bad request")],
+        }
+    )
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server))
+
+    assert investigation.status == "completed"
+    assert investigation.report["source"] == "signals"
+    assert "HTTP 400" in investigation.error
+    unfinished = [(s.agent, s.tool) for s in steps(investigation) if s.finished_at is None]
+    assert unfinished == []
+    assert len(server.requests_of(LOGS)) == 1  # stopped before its second turn
