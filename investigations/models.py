@@ -264,6 +264,11 @@ class ToolCall(models.Model):
                 continue  # another writer took that sequence number; take the next
         raise IntegrityError(f"no free timeline sequence for {investigation}")
 
+    @property
+    def nested(self):
+        """A specialist's step, under the lead's delegation."""
+        return self.parent_id is not None
+
     def end(self, output=None, output_text="", error="", input_tokens=0, output_tokens=0):
         self.finished_at = timezone.now()
         self.duration_ms = int((self.finished_at - self.started_at).total_seconds() * 1000)

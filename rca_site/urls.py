@@ -1,6 +1,7 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
+from investigations import views as investigation_views
 from rca_site import views
 from rca_site.api import api
 
@@ -9,7 +10,16 @@ admin.site.site_title = "Rootline"
 admin.site.index_title = "Triage"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", investigation_views.overview, name="home"),
+    path(
+        "investigations/<int:pk>/", investigation_views.investigation_detail, name="investigation"
+    ),
+    path(
+        "investigations/<int:pk>/steps",
+        investigation_views.investigation_steps,
+        name="investigation_steps",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", api.urls),

@@ -1,6 +1,5 @@
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
-from django.shortcuts import redirect
 
 
 def healthz(request):
@@ -12,8 +11,3 @@ def healthz(request):
     except DatabaseError as exc:
         return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
     return JsonResponse({"status": "ok"})
-
-
-def home(request):
-    """Until the dashboard pages exist, the home page is the admin."""
-    return redirect("admin:index")

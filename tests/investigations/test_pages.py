@@ -1,0 +1,114 @@
+"""The overview and an investigation's page with its live timeline (investigations/views.py)."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from investigations import runner
+from investigations.models import ToolCall
+from tests.factories import T0, make_alert, make_investigation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished():
+    investigation = make_investigation(
+        make_alert(service="checkout"), as_of=T0 + timedelta(minutes=5)
+    )
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+    return investigation
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        lambda i: reverse("home"),
+        lambda i: reverse("investigation", args=[i.pk]),
+        lambda i: reverse("investigation_steps", args=[i.pk]),
+    ],
+)
+def test_every_page_needs_a_login(client, finished, url):
+    response = client.get(url(finished))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_a_new_user_is_told_how_to_send_the_first_alert(admin_client):
+    page = admin_client.get(reverse("home")).content.decode()
+    assert "No investigation yet" in page
+    assert "manage.py send_test_alert" in page
+
+
+def test_the_overview_lists_running_and_latest_investigations(admin_client, finished):
+    running = make_investigation(make_alert("bb01"), status="running")
+
+    page = admin_client.get(reverse("home")).content.decode()
+
+    running_section, latest_section = page.split("<h2>Latest</h2>")
+    assert reverse("investigation", args=[running.pk]) in running_section
+    assert reverse("investigation", args=[finished.pk]) in latest_section
+
+
+def test_an_investigation_page_shows_its_report_and_timeline(admin_client, finished):
+    page = admin_client.get(reverse("investigation", args=[finished.pk])).content.decode()
+
+    assert "Not checked: metrics (ROOTLINE_PROMETHEUS_URL is not set)" in page  # the report
+    for tool in ("derive_scope", "rank_suspects", "signals_report"):
+        assert f'<span class="tool">{tool}</span>' in page
+    assert 'id="timeline-tail"' not in page  # it has ended: nothing polls
+
+
+def test_a_running_investigation_polls_for_the_steps_after_its_cursor(admin_client):
+    investigation = make_investigation(make_alert("cc01"), status="running")
+    first = ToolCall.start(investigation, "scope", "derive_scope")
+    first.end(output_text="scoped")
+    running = ToolCall.start(investigation, "signals", "scan_metrics")
+
+    page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
+    steps_url = reverse("investigation_steps", args=[investigation.pk])
+    assert f'hx-get="{steps_url}?after=1"' in page  # the cursor: the last ended step
+    assert 'id="step-2"' in page  # the running step is shown in the tail
+
+    running.end(output_text="213 series")
+    ToolCall.start(investigation, "signals", "scan_logs").end(output_text="48 lines")
+    ToolCall.start(investigation, "lead", "llm_turn")
+    partial = admin_client.get(steps_url, {"after": 1})
+
+    assert partial.status_code == 200
+    body = partial.content.decode()
+    assert 'id="step-1"' not in body  # already shown for good
+    assert body.index('id="step-2"') < body.index('id="step-3"') < body.index('id="timeline-tail"')
+    assert 'id="step-4"' in body.split('id="timeline-tail"')[1]  # still running: in the tail
+    assert f'hx-get="{steps_url}?after=3"' in body
+
+
+def test_polling_stops_with_286_once_the_investigation_has_ended(admin_client, finished):
+    last = finished.steps.order_by("sequence").last().sequence
+    steps_url = reverse("investigation_steps", args=[finished.pk])
+
+    response = admin_client.get(steps_url, {"after": last - 1})
+
+    assert response.status_code == 286
+    body = response.content.decode()
+    assert f'id="step-{last}"' in body and "timeline-tail" not in body
+    assert admin_client.get(steps_url, {"after": "x"}).status_code == 400
+
+
+def test_specialists_steps_nest_under_the_delegation(admin_client):
+    investigation = make_investigation(make_alert("dd01"), status="completed")
+    delegation = ToolCall.start(investigation, "lead", "investigate_logs")
+    ToolCall.start(investigation, "logs", "log_patterns", parent=delegation).end()
+    delegation.end()
+
+    page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
+
+    assert 'class="step step-ok nested" id="step-2"' in page
+    assert 'class="step step-ok" id="step-1"' in page
+
+
+def test_login_page_renders(client):
+    page = client.get(reverse("login")).content.decode()
+    assert 'name="username"' in page and 'name="password"' in page
