@@ -52,7 +52,7 @@ def investigation_steps(request, pk):
         after = int(request.GET.get("after", "0"))
     except ValueError:
         return HttpResponse("after must be a step number", status=400)
-    context = {"investigation": investigation, **_timeline(investigation, after)}
+    context = {"investigation": investigation, "partial": True, **_timeline(investigation, after)}
     status = STOP_POLLING if context["ended"] else 200
     return render(request, "investigations/_timeline_tail.html", context, status=status)
 
@@ -61,7 +61,7 @@ def _timeline(investigation, after):
     """Steps after `after`, split into the ended ones in a row (`done`, shown for good) and
     the rest (`tail`, shown again on the next poll); `cursor` is the last done step."""
     # Status first, steps second: a step written just before the end is never missed.
-    investigation.refresh_from_db(fields=["status"])
+    investigation.refresh_from_db()
     ended = investigation.is_finished
     steps = list(investigation.steps.filter(sequence__gt=after).order_by("sequence"))
     done = []

@@ -1,7 +1,12 @@
 import json
+import os
+import sys
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+
+from tests.processes import Process, database_url
 
 WEBHOOK_URL = "/webhooks/alertmanager"
 
@@ -32,3 +37,37 @@ def post_webhook(client, webhook_token):
         return client.post(WEBHOOK_URL, body, content_type=content_type, headers=headers)
 
     return post
+
+
+def worker_environment(**extra):
+    """The environment of a worker that reads and writes this test's database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "rca_site.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "SECRET_KEY": django_settings.SECRET_KEY,  # tasks are signed with it
+        "ROOTLINE_WEBHOOK_TOKEN": django_settings.ROOTLINE_WEBHOOK_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@pytest.fixture
+def start_qcluster(transactional_db, tmp_path):
+    """Start `manage.py qcluster` on the test database; it is stopped before the flush."""
+    started = []
+
+    def start(**environment):
+        process = Process(
+            [sys.executable, "manage.py", "qcluster"],
+            tmp_path / f"qcluster-{len(started)}.log",
+            name="manage.py qcluster",
+            cwd=django_settings.BASE_DIR,
+            env=worker_environment(**environment),
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop(timeout=15)

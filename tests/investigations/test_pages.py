@@ -112,3 +112,12 @@ def test_specialists_steps_nest_under_the_delegation(admin_client):
 def test_login_page_renders(client):
     page = client.get(reverse("login")).content.decode()
     assert 'name="username"' in page and 'name="password"' in page
+
+
+def test_the_last_poll_brings_the_report_in(admin_client, finished):
+    steps_url = reverse("investigation_steps", args=[finished.pk])
+
+    body = admin_client.get(steps_url, {"after": 1}).content.decode()
+
+    assert '<div id="outcome" hx-swap-oob="true">' in body
+    assert "Not checked: metrics" in body

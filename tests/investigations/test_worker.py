@@ -1,58 +1,20 @@
 """A real django-q2 cluster (`manage.py qcluster`) runs the investigation the webhook queued."""
 
-import os
-import sys
-
 import pytest
 import scripted_messages as scripted
 from django.conf import settings
-from django.db import connection
 from django_q.models import OrmQ, Success
 
 from investigations.models import TASK, Investigation
 from tests.factories import REPORT
 from tests.investigations.agents.scripts import full_script
-from tests.processes import Process, database_url, wait_until
+from tests.processes import wait_until
 from tests.shared import alertmanager_body
 
 PROJECT_ROOT = settings.BASE_DIR
 DEADLINE_SECONDS = 30
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def worker_environment(**extra):
-    """The environment of a worker that reads and writes this test's database."""
-    return {
-        **extra,
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rca_site.settings",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "SECRET_KEY": settings.SECRET_KEY,  # tasks are signed with it
-        "ROOTLINE_WEBHOOK_TOKEN": settings.ROOTLINE_WEBHOOK_TOKEN,
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-@pytest.fixture
-def start_qcluster(transactional_db, tmp_path):
-    """Start `manage.py qcluster` on the test database; it is stopped before the flush."""
-    started = []
-
-    def start(**environment):
-        process = Process(
-            [sys.executable, "manage.py", "qcluster"],
-            tmp_path / f"qcluster-{len(started)}.log",
-            name="manage.py qcluster",
-            cwd=PROJECT_ROOT,
-            env=worker_environment(**environment),
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop(timeout=15)
 
 
 def test_a_real_worker_runs_the_queued_investigation_and_records_its_scope(

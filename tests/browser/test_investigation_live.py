@@ -1,0 +1,80 @@
+"""In real Chromium: log in, watch an investigation's timeline grow without a reload while a
+real worker runs it against the scripted model, then read the report."""
+
+from pathlib import Path
+
+import pytest
+import scripted_messages as scripted
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from investigations.models import Investigation
+from tests.factories import REPORT
+from tests.investigations.agents.scripts import LEAD, LOGS, METRICS
+from tests.processes import wait_until
+from tests.shared import alertmanager_body
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+PASSWORD = "browser-test-password"
+
+
+def slow_script():
+    """The team's turns, each taking 0.8 s, so that the page shows the run unfold."""
+    return scripted.Script(
+        {
+            LEAD: [
+                scripted.tool_uses(
+                    [
+                        ("investigate_logs", {"question": "Which service errors first?"}),
+                        ("investigate_metrics", {"question": "What saturated?"}),
+                    ]
+                ),
+                scripted.tool_use("submit_report", REPORT),
+            ],
+            LOGS: [
+                scripted.tool_use("alert_context", {}),
+                scripted.text("payment-api refuses connections to orders-db."),
+            ],
+            METRICS: [scripted.text("No metrics store is configured.")],
+        }
+    )
+
+
+def test_the_timeline_grows_live_and_the_report_appears(
+    page, live_server, post_webhook, start_qcluster
+):
+    get_user_model().objects.create_superuser("sre", "sre@example.com", PASSWORD)
+    with scripted.serve(slow_script(), default_delay=0.8) as model:
+        worker = start_qcluster(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=model.url)
+        post_webhook(alertmanager_body("firing_single_payment_api"))
+        investigation = Investigation.objects.get()
+
+        page.goto(f"{live_server.url}/accounts/login/?next=/investigations/{investigation.pk}/")
+        page.fill("input[name=username]", "sre")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"**/investigations/{investigation.pk}/")
+        page.evaluate("window.notReloaded = true")
+
+        # The delegations and the analysts' nested steps appear while it runs.
+        page.wait_for_selector("details.step.nested", timeout=30_000)
+        assert page.evaluate("window.notReloaded")
+        wait_until(
+            lambda: Investigation.objects.filter(pk=investigation.pk, status="completed").exists(),
+            60,
+            lambda: "the worker did not complete it. " + worker.describe(),
+        )
+        page.wait_for_selector("text=Root cause: orders-db", timeout=15_000)
+
+    assert page.evaluate("window.notReloaded")  # all of it arrived without a reload
+    tools = page.locator("details.step .tool").all_inner_texts()
+    assert tools[0] == "derive_scope" and tools[-1] == "submit_report"
+    assert {"investigate_logs", "investigate_metrics", "llm_turn"} <= set(tools)
+    assert page.locator("#timeline-tail").count() == 0  # polling stopped
+    assert "Completed" in page.inner_text("#outcome")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "investigation.png", full_page=True)
+    page.goto(f"{live_server.url}/")
+    page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
