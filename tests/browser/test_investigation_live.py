@@ -1,6 +1,7 @@
 """In real Chromium: log in, watch an investigation's timeline grow without a reload while a
 real worker runs it against the scripted model, then read the report."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def slow_script():
 
 
 def test_the_timeline_grows_live_and_the_report_appears(
-    page, live_server, post_webhook, start_qcluster
+    page, live_server, post_webhook, start_qcluster, tmp_path
 ):
     get_user_model().objects.create_superuser("sre", "sre@example.com", PASSWORD)
     with scripted.serve(slow_script(), default_delay=0.8) as model:
@@ -74,7 +75,10 @@ def test_the_timeline_grows_live_and_the_report_appears(
     assert {"investigate_logs", "investigate_metrics", "llm_turn"} <= set(tools)
     assert page.locator("#timeline-tail").count() == 0  # polling stopped
     assert "Completed" in page.inner_text("#outcome")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "investigation.png", full_page=True)
+    # The README's screenshots: refreshed with ROOTLINE_UPDATE_SCREENSHOTS=1, else kept apart.
+    shots = SCREENSHOTS if os.getenv("ROOTLINE_UPDATE_SCREENSHOTS") else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=shots / "investigation.png", full_page=True)
     page.goto(f"{live_server.url}/")
-    page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
+    page.screenshot(path=shots / "overview.png", full_page=True)
+    assert (shots / "overview.png").stat().st_size > 0
