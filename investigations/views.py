@@ -6,10 +6,15 @@ investigation has ended and nothing is left to show. Without JavaScript the page
 plain links and a reload shows the same.
 """
 
+from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from investigations.models import Investigation
 
@@ -62,7 +67,8 @@ def _timeline(investigation, after):
     the rest (`tail`, shown again on the next poll); `cursor` is the last done step."""
     # Status first, steps second: a step written just before the end is never missed.
     investigation.refresh_from_db()
-    ended = investigation.is_finished
+    waiting = any(f.get("status") == "queued" for f in investigation.followups)
+    ended = investigation.is_finished and not waiting
     steps = list(investigation.steps.filter(sequence__gt=after).order_by("sequence"))
     done = []
     for step in steps:
@@ -74,4 +80,62 @@ def _timeline(investigation, after):
         "tail": steps[len(done) :],
         "cursor": done[-1].sequence if done else after,
         "ended": ended,
+        "can_ask": bool(settings.ANTHROPIC_API_KEY),
+        "feedback_form": FeedbackForm(
+            initial={
+                "feedback": investigation.feedback,
+                "feedback_text": investigation.feedback_text,
+            }
+        ),
     }
+
+
+class FeedbackForm(forms.Form):
+    feedback = forms.ChoiceField(choices=Investigation.Feedback.choices, widget=forms.RadioSelect)
+    feedback_text = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class QuestionForm(forms.Form):
+    question = forms.CharField(min_length=3, max_length=2000)
+
+
+@login_required
+@require_POST
+def investigation_action(request, pk, action):
+    """Re-run, cancel, feedback or a follow-up question; back to the page with a message."""
+    investigation = get_object_or_404(Investigation, pk=pk)
+    target = investigation
+    if action == "rerun":
+        target = investigation.rerun(requested_by=request.user)
+        messages.success(request, f"Investigation {target.pk} queued: the same alerts again.")
+    elif action == "cancel":
+        if investigation.cancel(f"cancelled by {request.user}"):
+            messages.success(request, "Cancelled; a running investigation stops at its next step.")
+        else:
+            messages.error(request, f"It is {investigation.status}: nothing to cancel.")
+    elif action == "feedback":
+        form = FeedbackForm(request.POST)
+        if form.is_valid():
+            investigation.feedback = form.cleaned_data["feedback"]
+            investigation.feedback_text = form.cleaned_data["feedback_text"]
+            investigation.feedback_at = timezone.now()
+            investigation.save(update_fields=["feedback", "feedback_text", "feedback_at"])
+            messages.success(request, "Thank you: feedback saved.")
+        else:
+            messages.error(request, "Pick correct, partly correct or wrong.")
+    elif action == "ask":
+        form = QuestionForm(request.POST)
+        if not settings.ANTHROPIC_API_KEY:
+            messages.error(request, "Follow-up questions need a model: set ANTHROPIC_API_KEY.")
+        elif investigation.status != Investigation.Status.COMPLETED:
+            messages.error(request, "Ask once the investigation has completed.")
+        elif not form.is_valid():
+            messages.error(request, "Write a question of 3 to 2,000 characters.")
+        else:
+            investigation.ask(form.cleaned_data["question"], requested_by=request.user)
+            messages.success(request, "Question queued; the answer appears below.")
+    else:
+        return HttpResponse(f"unknown action {action!r}", status=404)
+    return redirect("investigation", target.pk)

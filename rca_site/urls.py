@@ -19,6 +19,11 @@ urlpatterns = [
         investigation_views.investigation_steps,
         name="investigation_steps",
     ),
+    path(
+        "investigations/<int:pk>/<str:action>",
+        investigation_views.investigation_action,
+        name="investigation_action",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 PASSWORD = "browser-test-password"
+ANSWER = "orders-db was OOM-killed at 03:48:57."
 
 
 def slow_script():
@@ -33,6 +34,9 @@ def slow_script():
                     ]
                 ),
                 scripted.tool_use("submit_report", REPORT),
+                # the follow-up question
+                scripted.tool_use("alert_context", {}),
+                scripted.tool_use("answer_question", {"answer": ANSWER, "steps": [5]}),
             ],
             LOGS: [
                 scripted.tool_use("alert_context", {}),
@@ -44,8 +48,9 @@ def slow_script():
 
 
 def test_the_timeline_grows_live_and_the_report_appears(
-    page, live_server, post_webhook, start_qcluster, tmp_path
+    page, live_server, post_webhook, start_qcluster, tmp_path, settings
 ):
+    settings.ANTHROPIC_API_KEY = "test-key"  # the pages offer follow-up questions
     get_user_model().objects.create_superuser("sre", "sre@example.com", PASSWORD)
     with scripted.serve(slow_script(), default_delay=0.8) as model:
         worker = start_qcluster(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=model.url)
@@ -69,12 +74,30 @@ def test_the_timeline_grows_live_and_the_report_appears(
         )
         page.wait_for_selector("text=Root cause: orders-db", timeout=15_000)
 
-    assert page.evaluate("window.notReloaded")  # all of it arrived without a reload
-    tools = page.locator("details.step .tool").all_inner_texts()
-    assert tools[0] == "derive_scope" and tools[-1] == "submit_report"
-    assert {"investigate_logs", "investigate_metrics", "llm_turn"} <= set(tools)
-    assert page.locator("#timeline-tail").count() == 0  # polling stopped
-    assert "Completed" in page.inner_text("#outcome")
+        assert page.evaluate("window.notReloaded")  # all of it arrived without a reload
+        tools = page.locator("details.step .tool").all_inner_texts()
+        assert tools[0] == "derive_scope" and tools[-1] == "submit_report"
+        assert {"investigate_logs", "investigate_metrics", "llm_turn"} <= set(tools)
+        assert page.locator("#timeline-tail").count() == 0  # polling stopped
+        assert "Completed" in page.inner_text("#outcome")
+
+        # A follow-up question: its steps append to the timeline and the answer arrives live.
+        steps_before = page.locator("details.step").count()
+        page.fill("input[name=question]", "When exactly did orders-db die?")
+        page.click("section.followup button[type=submit]")
+        page.wait_for_selector("text=Question queued")
+        page.evaluate("window.notReloaded = true")
+        page.wait_for_selector(f"text={ANSWER}", timeout=30_000)
+        assert page.evaluate("window.notReloaded")
+        assert page.locator("details.step").count() > steps_before
+        assert "follow_up_question" in page.locator("details.step .tool").all_inner_texts()
+
+    # Feedback is saved.
+    page.check("input[name=feedback][value=correct]")
+    page.click("section.feedback button[type=submit]")
+    page.wait_for_selector("text=Thank you: feedback saved.")
+    investigation.refresh_from_db()
+    assert investigation.feedback == "correct"
     # The README's screenshots: refreshed with ROOTLINE_UPDATE_SCREENSHOTS=1, else kept apart.
     shots = SCREENSHOTS if os.getenv("ROOTLINE_UPDATE_SCREENSHOTS") else tmp_path
     shots.mkdir(parents=True, exist_ok=True)

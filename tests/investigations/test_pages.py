@@ -121,3 +121,59 @@ def test_the_last_poll_brings_the_report_in(admin_client, finished):
 
     assert '<div id="outcome" hx-swap-oob="true">' in body
     assert "Not checked: metrics" in body
+
+
+def test_feedback_is_saved_and_shown(admin_client, finished):
+    url = reverse("investigation_action", args=[finished.pk, "feedback"])
+
+    page = admin_client.post(
+        url, {"feedback": "wrong", "feedback_text": "it was the DNS"}, follow=True
+    ).content.decode()
+
+    finished.refresh_from_db()
+    assert (finished.feedback, finished.feedback_text) == ("wrong", "it was the DNS")
+    assert "Thank you: feedback saved." in page and "Marked Wrong" in page
+    bad = admin_client.post(url, {"feedback": "maybe"}, follow=True).content.decode()
+    assert "Pick correct, partly correct or wrong." in bad
+
+
+def test_rerun_and_cancel_from_the_page(admin_client, finished):
+    page = admin_client.post(
+        reverse("investigation_action", args=[finished.pk, "rerun"]), follow=True
+    )
+    again = page.context["investigation"]
+    assert again.pk != finished.pk and again.rerun_of_id == finished.pk
+    assert again.status == "queued"
+
+    admin_client.post(reverse("investigation_action", args=[again.pk, "cancel"]))
+    again.refresh_from_db()
+    assert again.status == "cancelled"
+    assert (
+        admin_client.get(reverse("investigation_action", args=[again.pk, "cancel"])).status_code
+        == 405
+    )
+
+
+def test_a_question_needs_a_model(admin_client, finished, settings):
+    settings.ANTHROPIC_API_KEY = ""
+    page = admin_client.post(
+        reverse("investigation_action", args=[finished.pk, "ask"]),
+        {"question": "Why?"},
+        follow=True,
+    ).content.decode()
+    assert "Follow-up questions need a model" in page
+    finished.refresh_from_db()
+    assert finished.followups == []
+
+
+def test_a_pending_question_keeps_the_timeline_polling(admin_client, finished, settings):
+    settings.ANTHROPIC_API_KEY = "test-key"
+    admin_client.post(
+        reverse("investigation_action", args=[finished.pk, "ask"]), {"question": "When?"}
+    )
+    last = finished.steps.order_by("sequence").last().sequence
+
+    response = admin_client.get(reverse("investigation_steps", args=[finished.pk]), {"after": last})
+
+    assert response.status_code == 200  # not 286: the answer is still to come
+    assert 'id="timeline-tail"' in response.content.decode()
