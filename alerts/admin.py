@@ -3,10 +3,10 @@ import json
 
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Q
 from django.utils.html import format_html
 
 from alerts.models import Alert, WebhookDelivery
+from alerts.views import label_matches
 
 
 class LabelFilter(admin.SimpleListFilter):
@@ -28,10 +28,7 @@ class LabelFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        matches = Q()
-        for name in self.label_names:
-            matches |= Q(**{f"labels__{name}": self.value()})
-        return queryset.filter(matches)
+        return queryset.filter(label_matches(self.label_names, self.value()))
 
 
 class NamespaceFilter(LabelFilter):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from alerts import views as alert_views
 from investigations import views as investigation_views
 from rca_site import views
 from rca_site.api import api
@@ -24,6 +25,8 @@ urlpatterns = [
         investigation_views.investigation_action,
         name="investigation_action",
     ),
+    path("alerts/", alert_views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", alert_views.alert_detail, name="alert"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -104,4 +104,9 @@ def test_the_timeline_grows_live_and_the_report_appears(
     page.screenshot(path=shots / "investigation.png", full_page=True)
     page.goto(f"{live_server.url}/")
     page.screenshot(path=shots / "overview.png", full_page=True)
+    page.click("nav >> text=Alerts")
+    page.click("table.list a")  # the alert
+    page.wait_for_selector("text=Labels")
+    assert "PaymentApiHighErrorRate" in page.inner_text("h1")
+    page.screenshot(path=shots / "alert.png", full_page=True)
     assert (shots / "overview.png").stat().st_size > 0
