@@ -6,19 +6,24 @@ investigation has ended and nothing is left to show. Without JavaScript the page
 plain links and a reload shows the same.
 """
 
+import statistics
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
+from django.db.models import Count, Min, Q, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from alerts.models import Alert
 from investigations.models import Investigation
 
 RECENT = 25
+STATS_DAYS = 7
 STOP_POLLING = 286  # htmx stops polling on this status
 
 
@@ -33,8 +38,46 @@ def overview(request):
     return render(
         request,
         "investigations/overview.html",
-        {"active": active, "latest": latest, "empty": not investigations.exists()},
+        {
+            "active": active,
+            "latest": latest,
+            "empty": not investigations.exists(),
+            "firing": Alert.objects.filter(status=Alert.Status.FIRING)
+            .values("severity")
+            .annotate(count=Count("pk"))
+            .order_by("-count"),
+            "numbers": numbers(timezone.now()),
+        },
     )
+
+
+def numbers(now, days=STATS_DAYS):
+    """What an SRE lead looks at, over the last `days`: time from alert to report (median),
+    investigations and LLM cost per day, and the share of reports marked correct."""
+    since = now - timedelta(days=days)
+    recent = Investigation.objects.filter(created_at__gte=since)
+    done = recent.filter(status=Investigation.Status.COMPLETED).annotate(
+        alerted=Min("alerts__first_seen")
+    )
+    waits = sorted(
+        (i.finished_at - i.alerted).total_seconds()
+        for i in done.only("finished_at")
+        if i.alerted and i.finished_at
+    )
+    judged = recent.exclude(feedback="")
+    totals = recent.aggregate(cost=Sum("cost_usd"), count=Count("pk"))
+    return {
+        "days": days,
+        "median_seconds_to_report": statistics.median(waits) if waits else None,
+        "per_day": (totals["count"] or 0) / days,
+        "cost_per_day": (totals["cost"] or 0) / days,
+        "correct_share": (
+            judged.filter(feedback=Investigation.Feedback.CORRECT).count() / judged.count()
+            if judged.exists()
+            else None
+        ),
+        "judged": judged.count(),
+    }
 
 
 @login_required

@@ -1,12 +1,13 @@
 """The overview and an investigation's page with its live timeline (investigations/views.py)."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from investigations import runner
-from investigations.models import ToolCall
+from investigations.models import Investigation, ToolCall
 from tests.factories import T0, make_alert, make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -177,3 +178,23 @@ def test_a_pending_question_keeps_the_timeline_polling(admin_client, finished, s
 
     assert response.status_code == 200  # not 286: the answer is still to come
     assert 'id="timeline-tail"' in response.content.decode()
+
+
+def test_the_overview_numbers(admin_client, finished):
+    Investigation.objects.filter(pk=finished.pk).update(
+        feedback="correct", cost_usd=Decimal("0.70")
+    )
+    other = make_investigation(make_alert("ee01", severity="critical"), status="failed")
+    other.feedback = "wrong"
+    other.save()
+
+    response = admin_client.get(reverse("home"))
+
+    numbers = response.context["numbers"]
+    assert numbers["per_day"] == pytest.approx(2 / 7)
+    assert numbers["cost_per_day"] == pytest.approx(Decimal("0.10"))
+    assert numbers["correct_share"] == 0.5 and numbers["judged"] == 2
+    assert numbers["median_seconds_to_report"] is not None
+    page = response.content.decode()
+    assert "50%" in page and "$0.10" in page
+    assert "1 critical" in page  # alerts firing by severity
