@@ -51,10 +51,11 @@ def prepare(payload) -> Batch:
     # One row per episode: a hostile payload may repeat one, and PostgreSQL refuses to
     # update the same row twice in one statement.
     episodes = {(a.fingerprint, a.startsAt): a for a in payload.alerts}.values()
+    seen = connection.ops.adapt_datetimefield_value(now)
     return Batch(
         group_key=payload.groupKey,
         alerts_received=len(payload.alerts),
-        rows=[_values(alert, payload.groupKey, now) for alert in episodes],
+        rows=[_values(alert, payload.groupKey, seen) for alert in episodes],
         resolved=[alert.status == Alert.Status.RESOLVED for alert in episodes],
         now=now,
         first_start=min(
@@ -127,11 +128,10 @@ COLUMNS = (
 )
 
 
-def _values(alert, group_key, now):
+def _values(alert, group_key, seen):
     """The values of COLUMNS but the last two (the delivery ids) for one alert, adapted
-    for the database as the ORM would."""
+    for the database as the ORM would; `seen` is the delivery's time, adapted once."""
     ops = connection.ops
-    seen = ops.adapt_datetimefield_value(now)
     return (
         alert.fingerprint,
         ops.adapt_datetimefield_value(alert.startsAt),

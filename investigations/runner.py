@@ -21,7 +21,7 @@ from investigations.agents import team
 from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
-from investigations.scope import derive_scope, quote
+from investigations.scope import derive_scope
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -107,8 +107,12 @@ def scan_windows(investigation, scope):
     ROOTLINE_SIGNALS_LOOKBACK before the first alert (tighter than the scope's window,
     so an earlier, unrelated change is not mistaken for this one) and the baseline is the
     ROOTLINE_BASELINE_WINDOW before that."""
-    first = min(a.starts_at for a in investigation.alerts.all())
-    start = min(first - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
+    return scan_windows_from(min(a.starts_at for a in investigation.alerts.all()), scope)
+
+
+def scan_windows_from(first_start, scope):
+    """scan_windows, given when the first alert started."""
+    start = min(first_start - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
     return (start - settings.ROOTLINE_BASELINE_WINDOW, start), (start, scope.incident_end)
 
 
@@ -116,12 +120,7 @@ def signals_step(investigation, scope):
     """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked)."""
     baseline, incident = scan_windows(investigation, scope)
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
-    matchers = scope.matchers
-    selector = (
-        "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
-        if matchers
-        else "{" + service_label + '=~".+"}'
-    )
+    selector = scope.query_selector
     windows = {
         "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
         "incident": [incident[0].isoformat(), incident[1].isoformat()],
@@ -141,12 +140,12 @@ def signals_step(investigation, scope):
             investigation,
             ToolCall.Agent.SIGNALS,
             "scan_logs",
-            {"query": f"{selector} |~ {quote(signals.logs.ERROR_FILTER)}", **windows},
+            {"query": signals.logs.error_query(selector), **windows},
         )
     else:
         unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
     metric_scan, log_scan = asyncio.run(
-        _scan(prometheus, loki, matchers, selector, service_label, baseline, incident)
+        _scan(prometheus, loki, selector, service_label, baseline, incident)
     )
     metric_scores, service_logs = [], {}
     if "metrics" in calls:
@@ -182,20 +181,20 @@ def signals_step(investigation, scope):
     return [s for s in suspects if s.score > 0], unchecked
 
 
-async def _scan(prometheus, loki, matchers, selector, service_label, baseline, incident):
+async def _scan(prometheus, loki, selector, service_label, baseline, incident):
     """Both scans at once; each result is the scan or the exception that stopped it."""
 
     async def metrics():
         async with prometheus:
             return await signals.scan_metrics(
-                prometheus, matchers, baseline, incident, now=incident[1], selector=selector
+                prometheus, selector, baseline, incident, now=incident[1]
             )
 
     async def logs():
         async with loki:
             labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
             return await signals.scan_logs(
-                loki, matchers, labels, baseline, incident, now=incident[1], selector=selector
+                loki, selector, labels, baseline, incident, now=incident[1]
             )
 
     async def guarded(scan):

@@ -27,6 +27,14 @@ class Scope:
         pairs = ", ".join(f"{k}={quote(v)}" for k, v in sorted(self.matchers.items()))
         return "{" + pairs + "}"
 
+    @property
+    def query_selector(self):
+        """`selector`, or with no shared label to bound it every series with a service
+        label: a query needs at least one matcher."""
+        if self.matchers:
+            return self.selector
+        return "{" + (self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]) + '=~".+"}'
+
     def as_dict(self):
         return {
             "matchers": self.matchers,

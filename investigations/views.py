@@ -108,8 +108,8 @@ def investigation_steps(request, pk):
 def _timeline(investigation, after):
     """Steps after `after`, split into the ended ones in a row (`done`, shown for good) and
     the rest (`tail`, shown again on the next poll); `cursor` is the last done step."""
-    # Status first, steps second: a step written just before the end is never missed.
-    investigation.refresh_from_db()
+    # The caller read the investigation (its status) before the steps are read here: a
+    # step written just before the end is never missed.
     waiting = any(f.get("status") == "queued" for f in investigation.followups)
     ended = investigation.is_finished and not waiting
     steps = list(investigation.steps.filter(sequence__gt=after).order_by("sequence"))

@@ -70,13 +70,14 @@ class LLM:
         self.timeout_seconds = timeout_seconds
 
     @classmethod
-    def from_settings(cls):
-        """The configured model, or None without ANTHROPIC_API_KEY (signals-only)."""
+    def from_settings(cls, client=None):
+        """The configured model, or None without ANTHROPIC_API_KEY (signals-only).
+        `client` replaces the AsyncAnthropic client the settings would make."""
         from django.conf import settings
 
         if not settings.ANTHROPIC_API_KEY:
             return None
-        client = anthropic.AsyncAnthropic(
+        client = client or anthropic.AsyncAnthropic(
             api_key=settings.ANTHROPIC_API_KEY,
             base_url=settings.ANTHROPIC_BASE_URL or None,
             max_retries=0,

@@ -51,13 +51,14 @@ class LogScan:
     errors: list[str] = field(default_factory=list)
 
 
-def stream_selector(matchers):
-    return "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
+def error_query(selector):
+    """The one LogQL query of the scan: error-like lines of the streams under `selector`."""
+    return f"{selector} |~ {quote(ERROR_FILTER)}"
 
 
-async def scan_logs(loki, matchers, service_labels, baseline, incident, *, now, selector=None):
-    """Error-like lines under `matchers` (or `selector`) in both windows, per service."""
-    query = f"{selector or stream_selector(matchers)} |~ {quote(ERROR_FILTER)}"
+async def scan_logs(loki, selector, service_labels, baseline, incident, *, now):
+    """Error-like lines under `selector` in both windows, scored per service."""
+    query = error_query(selector)
     scan = LogScan(query=query)
 
     async def fetch(start, end):

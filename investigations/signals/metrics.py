@@ -124,13 +124,10 @@ def as_rates(points):
     return rates
 
 
-async def scan_metrics(prometheus, matchers, baseline, incident, *, now, selector=None):
-    """Score every series under `matchers` ({label: value}), or under `selector` when
-    given (a series selector such as {service=~".+"}); windows are datetimes."""
+async def scan_metrics(prometheus, selector, baseline, incident, *, now):
+    """Score every series under `selector` (e.g. {namespace="shop"}); windows are
+    datetimes."""
     scan = MetricScan()
-    selector = (
-        selector or "{" + ", ".join(f"{k}={quote(v)}" for k, v in sorted(matchers.items())) + "}"
-    )
     scope_matchers = selector.strip()[1:-1].strip()
     series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES)
     scan.series_found = len(series)

@@ -74,7 +74,7 @@ def scan(tmp_path_factory):
             config = BackendConfig(url=url, name="Prometheus")
             async with PrometheusClient(config) as prometheus:
                 return await scan_metrics(
-                    prometheus, {"namespace": "shop"}, BASELINE, INCIDENT, now=NOW
+                    prometheus, '{namespace="shop"}', BASELINE, INCIDENT, now=NOW
                 )
 
         yield asyncio.run(main())
