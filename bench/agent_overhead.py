@@ -30,6 +30,8 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rca_site.settings")
 os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 40)
 os.environ.setdefault("ROOTLINE_LOG_LEVEL", "WARNING")
+# The team runs against the scripted server (the client is made below, per run).
+os.environ["ANTHROPIC_API_KEY"] = "bench"
 
 import django  # noqa: E402
 
@@ -37,13 +39,14 @@ django.setup()
 
 import anthropic  # noqa: E402
 import scripted_messages as scripted  # noqa: E402
+from benchdoc import git_describe, replace_section  # noqa: E402
 from django.conf import settings  # noqa: E402
 from loki_stub import LogStore, serve  # noqa: E402
-from rca_accuracy import git_commit, start_prometheus  # noqa: E402
+from rca_accuracy import start_prometheus  # noqa: E402
 from webhook_load import machine  # noqa: E402
 
 from alerts.models import Alert  # noqa: E402
-from investigations import signals  # noqa: E402
+from investigations import runner, signals  # noqa: E402
 from investigations import tools as toolbox  # noqa: E402
 from investigations.agents import team  # noqa: E402
 from investigations.agents.llm import LLM  # noqa: E402
@@ -377,9 +380,7 @@ def build_world(stack, tmp):
 async def scan(scope, starts_at, loki_url, prometheus_url):
     """The signal scan's suspects and summary, for the briefing, as runner.signals_step
     computes them (its windows, selector and labels)."""
-    start = min(starts_at - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
-    baseline = (start - settings.ROOTLINE_BASELINE_WINDOW, start)
-    incident = (start, scope.incident_end)
+    baseline, incident = runner.scan_windows_from(starts_at, scope)
     labels = [scope.service_label, *settings.ROOTLINE_SERVICE_LABELS]
     windows = {"baseline": baseline, "incident": incident, "now": incident[1]}
     async with (
@@ -387,8 +388,8 @@ async def scan(scope, starts_at, loki_url, prometheus_url):
         PrometheusClient(BackendConfig("Prometheus", prometheus_url)) as prometheus,
     ):
         metric_scan, log_scan = await asyncio.gather(
-            signals.scan_metrics(prometheus, scope.matchers, selector=scope.selector, **windows),
-            signals.scan_logs(loki, scope.matchers, labels, selector=scope.selector, **windows),
+            signals.scan_metrics(prometheus, scope.query_selector, **windows),
+            signals.scan_logs(loki, scope.query_selector, labels, **windows),
         )
     suspects = signals.rank_suspects(
         metric_scan.scores, log_scan.services, scope.service_label, scope.services
@@ -427,14 +428,7 @@ async def run_investigation(world, script, latency, agent=None):
             context = replace(
                 world.context, loki=keep_answers(loki), prometheus=keep_answers(prometheus)
             )
-            llm = LLM(
-                client,
-                settings.ROOTLINE_LLM_MODEL,
-                max_tokens=settings.ROOTLINE_LLM_MAX_TOKENS,
-                retries=settings.ROOTLINE_LLM_RETRIES,
-                backoff_seconds=settings.ROOTLINE_LLM_BACKOFF.total_seconds(),
-                timeout_seconds=settings.ROOTLINE_LLM_TIMEOUT.total_seconds(),
-            )
+            llm = LLM.from_settings(client)
             limits = {
                 "lead_iterations": settings.ROOTLINE_LLM_LEAD_ITERATIONS,
                 "specialist_iterations": settings.ROOTLINE_LLM_SPECIALIST_ITERATIONS,
@@ -686,7 +680,7 @@ def describe(args, f, started):
 
 def commit():
     """git describe, and when the tree is dirty, which tracked files differ from it."""
-    described = git_commit()
+    described = git_describe()
     if described.endswith("-dirty"):
         changed = subprocess.run(
             ["git", "diff", "--name-only", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -697,14 +691,7 @@ def commit():
 
 def write_doc(section):
     """Replace the "Agent overhead" section of the doc, or add it at the end."""
-    text = DOC_PATH.read_text() if DOC_PATH.exists() else "# Benchmarks\n"
-    head, found, rest = text.partition(SECTION_TITLE)
-    if found:
-        _, next_title, tail = rest.partition("\n## ")
-        text = head + section + ("\n## " + tail if next_title else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC_PATH.write_text(text)
+    replace_section(DOC_PATH, SECTION_TITLE, section)
 
 
 def log(message):

@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchdoc import replace_section  # noqa: E402
+
 from investigations.tools.compaction import (  # noqa: E402
     DEFAULT_BUDGET_TOKENS,
     compact_logs,
@@ -285,14 +287,7 @@ def render(rows, facts, loads):
 
 def write_doc(section):
     """Replace the "Log compaction" section of the doc, keeping every other section."""
-    text = DOC_PATH.read_text() if DOC_PATH.exists() else "# Benchmarks\n"
-    head, found, rest = text.partition(SECTION_TITLE)
-    if found:
-        _, next_title, tail = rest.partition("\n## ")
-        text = head + section + ("\n## " + tail if next_title else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC_PATH.write_text(text)
+    replace_section(DOC_PATH, SECTION_TITLE, section)
 
 
 def main():

@@ -33,6 +33,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from benchdoc import git_describe, replace_subsections  # noqa: E402
 from loki_stub import LogStore, serve  # noqa: E402
 from webhook_load import free_port, stop  # noqa: E402
 
@@ -294,7 +295,7 @@ def describe(pack, args, summary, results, elapsed, with_logs):
         "",
         f"`{command} --write-doc`",
         "",
-        f"- {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {git_commit()}; {pack['system']}, "
+        f"- {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {git_describe()}; {pack['system']}, "
         f"{len(results)} cases; {logs}; whole run {elapsed:.0f} s",
         f"- {PUBLISHED.get(pack['name'], 'no published baseline recorded for this pack')}",
         "",
@@ -320,16 +321,7 @@ def describe(pack, args, summary, results, elapsed, with_logs):
 
 def write_doc(name, section):
     """Replace this pack's subsection of the accuracy section, keeping everything else."""
-    text = DOC_PATH.read_text() if DOC_PATH.exists() else "# Benchmarks\n"
-    head, found, rest = text.partition(SECTION + "\n")
-    rest, sep, after = rest.partition("\n## ")
-    kept = {}
-    for chunk in ("\n" + rest).split("\n### ")[1:] if found else []:
-        kept[chunk.split("\n", 1)[0].strip()] = "### " + chunk.strip() + "\n"
-    kept[name] = section.strip() + "\n"
-    body = "\n".join(kept[k] for k in sorted(kept))
-    tail = f"\n## {after}" if sep else ""
-    DOC_PATH.write_text(f"{head.rstrip()}\n\n{SECTION}\n\n{DOC_INTRO}\n{body}{tail}")
+    replace_subsections(DOC_PATH, SECTION, DOC_INTRO, {name: section.strip() + "\n"}, sorted)
 
 
 def spawn(args, log_path, env=None):
@@ -380,13 +372,6 @@ def get_json(url, headers):
 
 def parse_time(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def git_commit():
-    described = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
-    )
-    return described.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

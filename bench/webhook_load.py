@@ -33,6 +33,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchdoc import git_describe, replace_subsections  # noqa: E402
+
 from tests.shared import FIXTURES_DIR as SHARED_FIXTURES_DIR  # noqa: E402
 
 FIXTURES_DIR = SHARED_FIXTURES_DIR / "alertmanager"
@@ -439,17 +441,12 @@ def summarize(rows):
 
 def write_doc(sections):
     """Replace the run databases' subsections of "Webhook ingest", keeping everything else."""
-    text = DOC_PATH.read_text() if DOC_PATH.exists() else "# Benchmarks\n"
-    head, found, rest = text.partition("## Webhook ingest\n")
-    rest, sep, after = rest.partition("\n## ")
-    kept = {}
-    for chunk in ("\n" + rest).split("\n### ")[1:] if found else []:
-        kept[chunk.split("\n", 1)[0].strip()] = "### " + chunk.strip() + "\n"
-    kept.update(sections)  # results per database first, then any hand-written subsection
-    titles = [t for t in DB_TITLES.values() if t in kept]
-    body = "\n".join(kept[t] for t in titles + [t for t in kept if t not in titles])
-    tail = f"\n## {after}" if sep else ""
-    DOC_PATH.write_text(f"{head.rstrip()}\n\n## Webhook ingest\n\n{DOC_INTRO}\n{body}{tail}")
+
+    def order(names):  # results per database first, then any hand-written subsection
+        titles = [t for t in DB_TITLES.values() if t in names]
+        return titles + [t for t in names if t not in titles]
+
+    replace_subsections(DOC_PATH, "## Webhook ingest", DOC_INTRO, sections, order)
 
 
 def machine():
@@ -460,8 +457,7 @@ def machine():
 
 def section(db, args, rows, notes, table, verdicts, started):
     command = ".venv/bin/python bench/webhook_load.py " + " ".join(sys.argv[1:])
-    git = ["git", "describe", "--always", "--dirty"]
-    commit = subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = git_describe()
     lines = [
         f"### {DB_TITLES[db]}\n",
         f"`{command}`\n",

@@ -1,10 +1,12 @@
 """Serving shared/fixtures' recorded responses with respx, for the client tests."""
 
+import asyncio
 import json
 
 import httpx
 import respx
 
+from investigations.telemetry import QueryError
 from tests.shared import FIXTURES_DIR, fixture
 
 # Tiny backoff so retry tests take milliseconds.
@@ -42,3 +44,37 @@ def mock_router(url):
     """A respx router for the server at `url`; routes give the whole path."""
     origin = str(httpx.URL(url).copy_with(path="/", query=None))
     return respx.mock(base_url=origin, assert_all_called=True, assert_all_mocked=True)
+
+
+def replay(client_class, config, call, record, path_prefix=""):
+    """What `call(client, recorded request)` returns (or the QueryError it raises) when
+    the server answers `record`; the server expects the recorded request under
+    `path_prefix` + the recorded path, exactly once."""
+
+    async def scenario():
+        async with client_class(config, **FAST_RETRIES) as client:
+            try:
+                return await call(client, record["request"])
+            except QueryError as e:
+                return e
+
+    with mock_router(config.url) as router:
+        route = serve(router, record, path_prefix)
+        result = asyncio.run(scenario())
+    assert route.call_count == 1
+    return result
+
+
+class Expectations(dict):
+    """A check for each recorded answer of a backend, by fixture name:
+
+    @expectations.on("error_parse")
+    def error_parse(answer, body): ...
+    """
+
+    def on(self, name):
+        def register(check):
+            self[name] = check
+            return check
+
+        return register

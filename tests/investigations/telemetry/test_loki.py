@@ -9,11 +9,11 @@ import pytest
 
 from investigations.telemetry import BackendConfig, LokiClient, QueryError, Sample
 from tests.investigations.telemetry.recorded import (
-    FAST_RETRIES,
+    Expectations,
     mock_router,
     recorded,
     recorded_names,
-    serve,
+    replay,
 )
 
 LOKI_URL = "http://loki.test:3100"
@@ -56,30 +56,11 @@ async def call(loki, request):
 
 def ask(record):
     """What the client returns (or raises) when Loki answers `record`."""
-
-    async def scenario():
-        async with LokiClient(CONFIG, **FAST_RETRIES) as loki:
-            try:
-                return await call(loki, record["request"])
-            except QueryError as e:
-                return e
-
-    with mock_router(LOKI_URL) as router:
-        route = serve(router, record)
-        result = asyncio.run(scenario())
-    assert route.call_count == 1
-    return result
+    return replay(LokiClient, CONFIG, call, record)
 
 
-EXPECTATIONS = {}
-
-
-def expect(name):
-    def register(check):
-        EXPECTATIONS[name] = check
-        return check
-
-    return register
+EXPECTATIONS = Expectations()
+expect = EXPECTATIONS.on
 
 
 @pytest.mark.parametrize("name", recorded_names("loki"))

@@ -10,11 +10,11 @@ import pytest
 
 from investigations.telemetry import BackendConfig, PrometheusClient, QueryError, Sample
 from tests.investigations.telemetry.recorded import (
-    FAST_RETRIES,
+    Expectations,
     mock_router,
     recorded,
     recorded_names,
-    serve,
+    replay,
 )
 
 PROMETHEUS_URL = "http://prometheus.test:9090"
@@ -49,30 +49,11 @@ async def call(prometheus, request, prefix="/api/v1/"):
 def ask(record, config=CONFIG, path_prefix=""):
     """What the client returns (or raises) when the server answers `record`; the server
     expects the recorded request under `path_prefix` + the recorded path."""
-
-    async def scenario():
-        async with PrometheusClient(config, **FAST_RETRIES) as prometheus:
-            try:
-                return await call(prometheus, record["request"])
-            except QueryError as e:
-                return e
-
-    with mock_router(config.url) as router:
-        route = serve(router, record, path_prefix)
-        result = asyncio.run(scenario())
-    assert route.call_count == 1
-    return result
+    return replay(PrometheusClient, config, call, record, path_prefix)
 
 
-EXPECTATIONS = {}
-
-
-def expect(name):
-    def register(check):
-        EXPECTATIONS[name] = check
-        return check
-
-    return register
+EXPECTATIONS = Expectations()
+expect = EXPECTATIONS.on
 
 
 @pytest.mark.parametrize("name", recorded_names("prometheus"))
