@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max, Q
@@ -8,6 +10,7 @@ from alerts.models import Alert
 TASK = "investigations.tasks.run_investigation"
 FOLLOWUP_TASK = "investigations.tasks.answer_followup"
 SEQUENCE_RETRIES = 5
+SCAN_BACKENDS = {"scan_metrics": "prometheus", "scan_logs": "loki"}
 
 
 class Investigation(models.Model):
@@ -106,6 +109,17 @@ class Investigation(models.Model):
         if self.started_at is None:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def evidence_steps(self):
+        """The timeline step of each signal scan that found evidence, by kind."""
+        report = self.report or {}
+        return (report.get("signals") or report).get("evidence_steps") or {}
+
+    @property
+    def report_source(self):
+        """ "agents" when the Claude agents wrote the report, "signals" for the scan's own."""
+        return (self.report or {}).get("source", "")
 
     def enqueue(self):
         """Queue the investigation for a worker, atomically with the current transaction.
@@ -268,6 +282,30 @@ class ToolCall(models.Model):
     def nested(self):
         """A specialist's step, under the lead's delegation."""
         return self.parent_id is not None
+
+    @property
+    def query(self):
+        """The LogQL or PromQL the step ran, if any."""
+        output = self.output if isinstance(self.output, dict) else {}
+        return output.get("query") or (self.input or {}).get("query") or ""
+
+    @property
+    def links(self):
+        """Grafana Explore links that open the step's query over its range, where
+        configured (ROOTLINE_GRAFANA_*): the agents' tools made them; a signal scan's
+        are made from its query and incident window."""
+        from investigations.tools.links import explore_link
+
+        output = self.output if isinstance(self.output, dict) else {}
+        if output.get("links"):
+            return list(output["links"])
+        backend = SCAN_BACKENDS.get(self.tool)
+        window = (self.input or {}).get("incident")
+        if backend is None or not self.query or not window:
+            return []
+        start, end = (datetime.fromisoformat(t) for t in window)
+        link = explore_link(backend, self.query, start, end)
+        return [link] if link else []
 
     def end(self, output=None, output_text="", error="", input_tokens=0, output_tokens=0):
         self.finished_at = timezone.now()

@@ -59,8 +59,8 @@ def run(investigation_id):
         return
     try:
         scope = scope_step(investigation)
-        suspects, unchecked = signals_step(investigation, scope)
-        report_step(investigation, scope, suspects, unchecked)
+        suspects, unchecked, evidence_steps = signals_step(investigation, scope)
+        report_step(investigation, scope, suspects, unchecked, evidence_steps)
         agents_step(investigation)
     except Cancelled:
         log.info("investigation %s was cancelled", investigation_id)
@@ -117,7 +117,8 @@ def scan_windows_from(first_start, scope):
 
 
 def signals_step(investigation, scope):
-    """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked)."""
+    """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked,
+    evidence_steps: the step number of each scan that ran, by evidence kind)."""
     baseline, incident = scan_windows(investigation, scope)
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     selector = scope.query_selector
@@ -178,7 +179,12 @@ def signals_step(investigation, scope):
         )
     investigation.suspects = ranked
     investigation.save(update_fields=["suspects"])
-    return [s for s in suspects if s.score > 0], unchecked
+    evidence_steps = {
+        kind: calls[name].sequence
+        for kind, name in (("metric", "metrics"), ("logs", "logs"))
+        if name in calls and calls[name].status == ToolCall.Status.OK
+    }
+    return [s for s in suspects if s.score > 0], unchecked, evidence_steps
 
 
 async def _scan(prometheus, loki, selector, service_label, baseline, incident):
@@ -258,11 +264,14 @@ def _describe_log_scan(scan):
     return output, text
 
 
-def report_step(investigation, scope, suspects, unchecked):
+def report_step(investigation, scope, suspects, unchecked, evidence_steps=None):
     """The signals-only report (the agents, when configured, come in a later step)."""
     with step(investigation, ToolCall.Agent.SIGNALS, "signals_report") as call:
         report, text = signals.build_report(
-            suspects, alerting_services=set(scope.services), unchecked=unchecked
+            suspects,
+            alerting_services=set(scope.services),
+            unchecked=unchecked,
+            evidence_steps=evidence_steps,
         )
         call.result = (report, text)
     investigation.report = report
@@ -471,33 +480,41 @@ def _answered(investigation, index, answer="", steps=(), error=""):
 
 
 def render_report(report):
-    """The agents' report as text, for admin, pages and notifications."""
+    """The agents' report as Markdown, for pages, admin and notifications; evidence cites
+    its timeline steps as links (#step-N on the investigation page)."""
     root = report.get("root_cause") or {}
     lines = [
         report.get("summary", ""),
         "",
-        f"Root cause: {root.get('service', '?')}: {root.get('description', '')}",
-        f"Confidence: {report.get('confidence', 0):.0%}",
+        f"**Root cause:** {root.get('service', '?')}: {root.get('description', '')}",
         "",
-        "Suspects:",
+        f"**Confidence:** {report.get('confidence', 0):.0%}",
+        "",
+        "### Suspects",
+        "",
         *(
-            f"{n}. {s['service']} ({s['likelihood']:.0%}): {s['reason']}"
+            f"{n}. **{s['service']}** ({s['likelihood']:.0%}): {s['reason']}"
             for n, s in enumerate(report.get("suspects", []), 1)
         ),
         "",
-        "Evidence:",
-        *(
-            f"- {e['claim']} (steps {', '.join(str(n) for n in e['steps'])})"
-            for e in report.get("evidence", [])
-        ),
+        "### Evidence",
         "",
-        "Remediation:",
+        *(f"- {e['claim']} ({step_links(e['steps'])})" for e in report.get("evidence", [])),
+        "",
+        "### Remediation",
+        "",
         *(f"- {r}" for r in report.get("remediation", [])),
         "",
-        "Follow-up checks:",
+        "### Follow-up checks",
+        "",
         *(f"- {c}" for c in report.get("follow_up_checks", [])),
     ]
     return "\n".join(lines).strip()
+
+
+def step_links(numbers):
+    """Markdown links to timeline steps: [step 3](#step-3), [step 7](#step-7)."""
+    return ", ".join(f"[step {n}](#step-{n})" for n in numbers) or "no step cited"
 
 
 def sweep_stale(now=None):

@@ -119,8 +119,8 @@ def _timeline(investigation, after):
             break
         done.append(step)
     return {
-        "done": done,
-        "tail": steps[len(done) :],
+        "done": nest(done),
+        "tail": nest(steps[len(done) :]),
         "cursor": done[-1].sequence if done else after,
         "ended": ended,
         "can_ask": bool(settings.ANTHROPIC_API_KEY),
@@ -131,6 +131,19 @@ def _timeline(investigation, after):
             }
         ),
     }
+
+
+def nest(steps):
+    """`steps` (in sequence) as trees: each step's `delegated` are the steps among them it
+    started (a lead's delegation holds its specialist's steps, in their order). A step
+    whose parent is not among them stays at the top, marked nested."""
+    by_id = {step.pk: step for step in steps}
+    roots = []
+    for step in steps:
+        step.delegated = []
+        parent = by_id.get(step.parent_id)
+        (parent.delegated if parent else roots).append(step)
+    return roots
 
 
 class FeedbackForm(forms.Form):

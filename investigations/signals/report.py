@@ -17,8 +17,10 @@ def confidence(suspects):
     return round(suspects[0].score / (suspects[0].score + second), 2)
 
 
-def build_report(suspects, *, alerting_services, unchecked):
-    """(report dict, report text) from ranked Suspects."""
+def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None):
+    """(report dict, report text) from ranked Suspects. `evidence_steps` maps an evidence
+    kind ("metric", "logs") to the timeline step that found it, for the text to cite."""
+    evidence_steps = evidence_steps or {}
     if not suspects or suspects[0].score <= 0:
         summary = "The signal scan found no service that changed clearly when the alert began."
         report = {
@@ -48,6 +50,7 @@ def build_report(suspects, *, alerting_services, unchecked):
             {"service": s.service, "score": round(s.score, 3), "why": _describe(s)}
             for s in suspects[:MAX_SUSPECTS_REPORTED]
         ],
+        "evidence_steps": evidence_steps,
         "evidence": top.evidence,
         "unchecked": unchecked,
         "next_steps": _next_steps(top, alerting_services, unchecked),
@@ -96,14 +99,19 @@ def _next_steps(top, alerting_services, unchecked):
 
 
 def _text(report):
-    lines = [report["summary"]]
+    """The report as Markdown (pages render it sanitised)."""
+    lines = [report["summary"], ""]
     if report["root_cause"]:
-        lines.append(f"Confidence: {report['confidence']:.0%} (signal scan, no LLM).")
+        lines.append(f"**Confidence:** {report['confidence']:.0%} (signal scan, no LLM)")
+        lines += ["", "### Suspects", ""]
+        cited = sorted(set(report.get("evidence_steps", {}).values()))
+        lines += [
+            f"{n}. **{s['service']}**: {s['why']}" for n, s in enumerate(report["suspects"], 1)
+        ]
+        if cited:
+            lines += ["", "Found by " + ", ".join(f"[step {n}](#step-{n})" for n in cited) + "."]
         lines.append("")
-        lines.append("Suspects:")
-        lines += [f"{n}. {s['service']}: {s['why']}" for n, s in enumerate(report["suspects"], 1)]
-    lines.append("")
-    lines.append("Next steps:")
+    lines += ["### Next steps", ""]
     lines += [f"- {step}" for step in report["next_steps"]]
     return "\n".join(lines)
 

@@ -98,16 +98,49 @@ def test_polling_stops_with_286_once_the_investigation_has_ended(admin_client, f
     assert admin_client.get(steps_url, {"after": "x"}).status_code == 400
 
 
-def test_specialists_steps_nest_under_the_delegation(admin_client):
+def test_specialists_steps_nest_under_the_delegation_in_their_order(admin_client):
+    """The analysts run in parallel, so their steps interleave by sequence; each still
+    shows under the lead's delegation that started it."""
     investigation = make_investigation(make_alert("dd01"), status="completed")
-    delegation = ToolCall.start(investigation, "lead", "investigate_logs")
-    ToolCall.start(investigation, "logs", "log_patterns", parent=delegation).end()
-    delegation.end()
+    logs = ToolCall.start(investigation, "lead", "investigate_logs")  # 1
+    metrics = ToolCall.start(investigation, "lead", "investigate_metrics")  # 2
+    for parent, agent, tool in [
+        (logs, "logs", "log_patterns"),  # 3
+        (metrics, "metrics", "query_range"),  # 4
+        (logs, "logs", "query_logs"),  # 5
+    ]:
+        ToolCall.start(investigation, agent, tool, parent=parent).end()
+    logs.end()
+    metrics.end()
 
     page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
 
-    assert 'class="step step-ok nested" id="step-2"' in page
-    assert 'class="step step-ok" id="step-1"' in page
+    order = [page.index(f'id="{anchor}"') for anchor in (
+        "step-1", "children-1", "step-3", "step-5", "step-2", "children-2", "step-4"
+    )]  # fmt: skip
+    assert order == sorted(order)
+    assert 'class="step-group nested">\n<details class="step step-ok" id="step-3"' in page
+
+
+def test_a_step_links_its_query_to_grafana_explore(admin_client, settings, finished):
+    settings.ROOTLINE_GRAFANA_URL = "https://grafana.example"
+    settings.ROOTLINE_GRAFANA_PROMETHEUS_UID = "prom-uid"
+    settings.ROOTLINE_GRAFANA_LOKI_UID = ""
+    call = ToolCall.start(finished, "metrics", "query_range", {"query": "up"})
+    call.end(output={"query": "rate(x[5m])", "links": ["https://grafana.example/explore?a"]})
+
+    page = admin_client.get(reverse("investigation", args=[finished.pk])).content.decode()
+
+    assert 'href="https://grafana.example/explore?a"' in page
+    assert "rate(x[5m])" in page
+    # a signal scan's step gets a link made from its query and incident window
+    window = {"incident": [T0.isoformat(), (T0 + timedelta(minutes=5)).isoformat()]}
+    scan = ToolCall.start(finished, "signals", "scan_metrics", {"query": '{ns="a"}', **window})
+    assert scan.links[0].startswith("https://grafana.example/explore?")
+    assert "prom-uid" in scan.links[0] and str(int(T0.timestamp() * 1000)) in scan.links[0]
+    # no Loki datasource configured: no link for a logs scan
+    logs = ToolCall.start(finished, "signals", "scan_logs", {"query": '{ns="a"}', **window})
+    assert logs.links == []
 
 
 def test_login_page_renders(client):

@@ -72,7 +72,7 @@ def test_a_full_investigation_with_both_specialists(settings, loki):
     assert investigation.report["source"] == "agents", investigation.report.get("agents_error")
     assert investigation.report["root_cause"]["service"] == "orders-db"
     assert investigation.report["signals"]["source"] == "signals"
-    assert "Root cause: orders-db" in investigation.report_text
+    assert "**Root cause:** orders-db" in investigation.report_text
     assert investigation.input_tokens > 0 and investigation.output_tokens > 0
     assert investigation.cost_usd > 0
 
