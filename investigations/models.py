@@ -198,6 +198,25 @@ class Investigation(models.Model):
         self.followups = row.followups
         return index
 
+    @classmethod
+    def open_question(cls, question, matchers, start, end, requested_by=None):
+        """An investigation without an alert: `question` about the series matching
+        `matchers` (label: value) between `start` and `end`, queued at once. The scope
+        step reads the matchers and the window from the row; no data after `end` is read.
+        """
+        with transaction.atomic():
+            investigation = cls.objects.create(
+                kind=cls.Kind.QUESTION,
+                question=question,
+                requested_by=requested_by,
+                scope={"matchers": matchers},
+                incident_start=start,
+                incident_end=end,
+                as_of=end,
+            )
+            investigation.enqueue()
+        return investigation
+
     def rerun(self, requested_by=None):
         """A new investigation of the same alerts (or question), queued at once."""
         with transaction.atomic():
@@ -208,6 +227,10 @@ class Investigation(models.Model):
                 rerun_of=self,
                 requested_by=requested_by,
                 as_of=self.as_of,
+                # a question's matchers and window (alerts are scoped afresh)
+                scope={"matchers": self.scope.get("matchers", {})} if self.question else {},
+                incident_start=self.incident_start if self.question else None,
+                incident_end=self.incident_end if self.question else None,
             )
             again.alerts.set(self.alerts.all())
             again.enqueue()

@@ -21,7 +21,7 @@ from investigations.agents import team
 from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
-from investigations.scope import derive_scope
+from investigations.scope import check_matchers, derive_scope, question_scope
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -73,17 +73,36 @@ def run(investigation_id):
 
 
 def scope_step(investigation):
+    """Where and when to look: from the alerts, or for a question without alerts from the
+    matchers and time range it was asked with."""
     now = investigation.as_of or timezone.now()
     alerts = list(investigation.alerts.order_by("starts_at"))
-    with step(
-        investigation,
-        ToolCall.Agent.SCOPE,
-        "derive_scope",
-        {"alerts": [a.fingerprint for a in alerts]},
-    ) as call:
-        if not alerts:
+    asked = not alerts and investigation.question and investigation.incident_start
+    if asked:
+        tool, request = (
+            "question_scope",
+            {
+                "question": investigation.question,
+                "matchers": investigation.scope.get("matchers", {}),
+                "window": [
+                    investigation.incident_start.isoformat(),
+                    investigation.incident_end.isoformat(),
+                ],
+            },
+        )
+    else:
+        tool, request = "derive_scope", {"alerts": [a.fingerprint for a in alerts]}
+    with step(investigation, ToolCall.Agent.SCOPE, tool, request) as call:
+        if asked:
+            scope = question_scope(
+                check_matchers(request["matchers"]),
+                investigation.incident_start,
+                investigation.incident_end,
+            )
+        elif not alerts:
             raise InvestigationError("the investigation has no alerts to scope")
-        scope = derive_scope(alerts, now)
+        else:
+            scope = derive_scope(alerts, now)
         call.result = (scope.as_dict(), describe(scope))
     investigation.scope = scope.as_dict()
     investigation.baseline_start = scope.baseline_start
@@ -106,8 +125,14 @@ def scan_windows(investigation, scope):
     """(baseline, incident) for the signal scan: the incident opens
     ROOTLINE_SIGNALS_LOOKBACK before the first alert (tighter than the scope's window,
     so an earlier, unrelated change is not mistaken for this one) and the baseline is the
-    ROOTLINE_BASELINE_WINDOW before that."""
-    return scan_windows_from(min(a.starts_at for a in investigation.alerts.all()), scope)
+    ROOTLINE_BASELINE_WINDOW before that. A question without alerts: the scope's own."""
+    starts = [a.starts_at for a in investigation.alerts.all()]
+    if not starts:
+        return (scope.baseline_start, scope.incident_start), (
+            scope.incident_start,
+            scope.incident_end,
+        )
+    return scan_windows_from(min(starts), scope)
 
 
 def scan_windows_from(first_start, scope):
@@ -374,7 +399,10 @@ def run_team(investigation, question=None, parent=None):
     error): None and the reason when the model could not be reached."""
     context = build_context(investigation)
     brief = team.briefing(
-        context, investigation.suspects, (investigation.report or {}).get("summary", "")
+        context,
+        investigation.suspects,
+        (investigation.report or {}).get("summary", ""),
+        asked=investigation.question,
     )
     budget = Budget(
         settings.ROOTLINE_LLM_TOKEN_BUDGET,

@@ -5,8 +5,9 @@ scope bounds the search by the labels every alert shares (namespace, cluster, ..
 keeps the services as a hint, never as a filter.
 """
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -50,6 +51,94 @@ class Scope:
 def quote(value):
     """A label value as a double-quoted PromQL/LogQL string."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=(?!~)\s*(?:"((?:[^"\\]|\\.)*)"|([^,"]*))\s*')
+MAX_MATCHERS = 10
+MAX_QUESTION_WINDOW = timedelta(days=7)
+MIN_QUESTION_WINDOW = timedelta(minutes=1)
+
+
+class ScopeError(ValueError):
+    """A question's scope that cannot be investigated; the message says why."""
+
+
+def parse_matchers(text):
+    """`namespace="shop", service=cart` (braces optional) as {"namespace": "shop", ...}.
+
+    Only equality: the scope bounds every query, and a regex or negative matcher there
+    would hide from the investigators what it leaves out.
+    """
+    text = text.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    matchers = {}
+    position = 0
+    while position < len(text):
+        match = MATCHER.match(text, position)
+        if match is None or not match.group(0).strip():
+            raise ScopeError(
+                f"cannot read the label matchers from {text[position:][:40]!r}: only equality "
+                'matchers are supported, name="value" pairs separated by commas, e.g. '
+                'namespace="shop", service="cart"'
+            )
+        name, quoted, bare = match.groups()
+        value = unescape(quoted) if quoted is not None else bare.strip()
+        matchers[name] = value
+        position = match.end()
+        if position < len(text):
+            if text[position] != ",":
+                raise ScopeError(
+                    f"expected a comma after {name}=…, found {text[position:][:20]!r} "
+                    '(only equality matchers, name="value", are supported)'
+                )
+            position += 1
+    return check_matchers(matchers)
+
+
+def unescape(quoted):
+    """The value of a double-quoted PromQL/LogQL string (the inverse of `quote`)."""
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), quoted)
+
+
+def check_matchers(matchers):
+    """`matchers` if each is a label name with a non-empty value, else ScopeError."""
+    if len(matchers) > MAX_MATCHERS:
+        raise ScopeError(f"at most {MAX_MATCHERS} label matchers, got {len(matchers)}")
+    for name, value in matchers.items():
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
+            raise ScopeError(f"{name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        if not isinstance(value, str) or not value:
+            raise ScopeError(f"label {name} needs a non-empty value")
+    return dict(matchers)
+
+
+def check_window(start, end, now):
+    """(start, end) of a question, checked: in order, not in the future, at most a week."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ScopeError("start and end need a time zone (e.g. 2026-11-25T10:00:00Z)")
+    if end > now + MIN_QUESTION_WINDOW:
+        raise ScopeError(f"end ({end:%Y-%m-%d %H:%M} UTC) is in the future")
+    if end - start < MIN_QUESTION_WINDOW:
+        raise ScopeError("start must be at least a minute before end")
+    if end - start > MAX_QUESTION_WINDOW:
+        raise ScopeError("the time range may span at most 7 days")
+    return start, min(end, now)
+
+
+def question_scope(matchers, start, end):
+    """The scope of a question without alerts: the user's matchers over [start, end],
+    the baseline the ROOTLINE_BASELINE_WINDOW before it."""
+    service_label = next((n for n in settings.ROOTLINE_SERVICE_LABELS if n in matchers), None)
+    return Scope(
+        matchers=dict(matchers),
+        services=[matchers[service_label]] if service_label else [],
+        service_label=service_label,
+        baseline_start=start - settings.ROOTLINE_BASELINE_WINDOW,
+        incident_start=start,
+        incident_end=end,
+    )
 
 
 def derive_scope(alerts, now):

@@ -21,8 +21,18 @@ from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
 from investigations.models import Investigation
+from investigations.scope import ScopeError, check_window, parse_matchers
 
 RECENT = 25
+SINCE_CHOICES = [
+    ("15m", "last 15 minutes"),
+    ("1h", "last hour"),
+    ("6h", "last 6 hours"),
+    ("24h", "last 24 hours"),
+    ("range", "from start to end below"),
+]
+SINCE = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6)}
+SINCE["24h"] = timedelta(hours=24)
 STATS_DAYS = 7
 STOP_POLLING = 286  # htmx stops polling on this status
 
@@ -195,3 +205,80 @@ def investigation_action(request, pk, action):
     else:
         return HttpResponse(f"unknown action {action!r}", status=404)
     return redirect("investigation", target.pk)
+
+
+class AskForm(forms.Form):
+    """A question without an alert: what to look for, where (label matchers), and when."""
+
+    question = forms.CharField(
+        min_length=3,
+        max_length=2000,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "e.g. Why did checkout get slow this morning?"}
+        ),
+    )
+    matchers = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text='Equality matchers that bound every query, e.g. namespace="shop", '
+        'service="checkout". Empty: every series with a service label.',
+        widget=forms.TextInput(attrs={"size": 60, "placeholder": 'namespace="shop"'}),
+    )
+    since = forms.ChoiceField(choices=SINCE_CHOICES, initial="1h")
+    start = forms.DateTimeField(
+        required=False,
+        help_text="UTC",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    end = forms.DateTimeField(
+        required=False,
+        help_text="UTC",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def __init__(self, *args, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now or timezone.now()
+
+    def clean_matchers(self):
+        try:
+            return parse_matchers(self.cleaned_data["matchers"])
+        except ScopeError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean(self):
+        data = super().clean()
+        since = data.get("since")
+        if since in SINCE:
+            data["start"], data["end"] = self.now - SINCE[since], self.now
+        elif since == "range":
+            if not data.get("start"):
+                self.add_error("start", "Give a start time, or pick one of the last … ranges.")
+                return data
+            data["end"] = data.get("end") or self.now
+        else:
+            return data
+        try:
+            data["start"], data["end"] = check_window(data["start"], data["end"], self.now)
+        except ScopeError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@login_required
+def ask(request):
+    """Start an investigation without an alert; then to its page."""
+    form = AskForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        investigation = Investigation.open_question(
+            data["question"].strip(),
+            data["matchers"],
+            data["start"],
+            data["end"],
+            requested_by=request.user,
+        )
+        messages.success(request, "Investigation queued; it starts within a second or two.")
+        return redirect("investigation", investigation.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "investigations/ask.html", {"form": form}, status=status)

@@ -12,6 +12,7 @@ admin.site.index_title = "Triage"
 
 urlpatterns = [
     path("", investigation_views.overview, name="home"),
+    path("ask/", investigation_views.ask, name="ask"),
     path(
         "investigations/<int:pk>/", investigation_views.investigation_detail, name="investigation"
     ),

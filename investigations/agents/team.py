@@ -232,8 +232,9 @@ async def investigate(
     return await run_agent(lead, messages, llm=llm, budget=budget, recorder=recorder, parent=parent)
 
 
-def briefing(context, suspects, signals_summary):
-    """The lead's first message: what the scan knows, redacted."""
+def briefing(context, suspects, signals_summary, asked=""):
+    """The lead's first message: the question it was `asked` (an investigation opened
+    without an alert), what the scan knows; redacted."""
     top = [
         {
             "service": s["service"],
@@ -252,7 +253,8 @@ def briefing(context, suspects, signals_summary):
         for a in context.alerts[:10]
     ]
     text = (
-        f"Alerts ({len(context.alerts)}):\n{json.dumps(alerts, indent=1)}\n\n"
+        (f"The on-call engineer asks: {asked}\n\n" if asked else "")
+        + f"Alerts ({len(context.alerts)}):\n{json.dumps(alerts, indent=1)}\n\n"
         f"Scope: {json.dumps(context.scope)}\n"
         f"Baseline window: {context.baseline[0].isoformat()} to {context.baseline[1].isoformat()}\n"
         f"Incident window: {context.incident[0].isoformat()} to {context.incident[1].isoformat()}"

@@ -65,7 +65,7 @@ def test_the_timeline_grows_live_and_the_report_appears(
         page.evaluate("window.notReloaded = true")
 
         # The delegations and the analysts' nested steps appear while it runs.
-        page.wait_for_selector("details.step.nested", timeout=30_000)
+        page.wait_for_selector(".children .step-group.nested details.step", timeout=30_000)
         assert page.evaluate("window.notReloaded")
         wait_until(
             lambda: Investigation.objects.filter(pk=investigation.pk, status="completed").exists(),
@@ -78,6 +78,9 @@ def test_the_timeline_grows_live_and_the_report_appears(
         tools = page.locator("details.step .tool").all_inner_texts()
         assert tools[0] == "derive_scope" and tools[-1] == "submit_report"
         assert {"investigate_logs", "investigate_metrics", "llm_turn"} <= set(tools)
+        # each analyst's steps sit under the lead's delegation that started them
+        delegation = page.locator(".step-group:has(> details .tool:text-is('investigate_logs'))")
+        assert set(delegation.locator(".children details .agent").all_inner_texts()) == {"logs"}
         assert page.locator("#timeline-tail").count() == 0  # polling stopped
         assert "Completed" in page.inner_text("#outcome")
 
