@@ -27,6 +27,8 @@ def label_matches(names, value):
 
 def filter_alerts(params):
     alerts = Alert.objects.prefetch_related("investigations").order_by("-starts_at", "-pk")
+    if params.get("fingerprint"):
+        alerts = alerts.filter(fingerprint=params["fingerprint"])
     if params.get("status") in Alert.Status.values:
         alerts = alerts.filter(status=params["status"])
     if params.get("severity"):

@@ -121,6 +121,30 @@ class Investigation(models.Model):
         """ "agents" when the Claude agents wrote the report, "signals" for the scan's own."""
         return (self.report or {}).get("source", "")
 
+    @property
+    def waiting_for_answer(self):
+        """A follow-up question is queued: the timeline will grow again."""
+        return any(f.get("status") == "queued" for f in self.followups)
+
+    def steps_after(self, after):
+        """The timeline after step `after`: (done, rest, ended). `done` are the steps in a
+        row that have ended (a reader shows them for good and moves its cursor to the
+        last); `rest` are those still running and any after them (shown again on the next
+        read); `ended` once the investigation, and any follow-up, is over.
+
+        The investigation's status was read before the steps are read here, so a step
+        written just before the end is never missed.
+        """
+        ended = self.is_finished and not self.waiting_for_answer
+        steps = self.steps.filter(sequence__gt=after).select_related("parent")
+        steps = list(steps.order_by("sequence"))
+        done = []
+        for step in steps:
+            if step.finished_at is None and not ended:
+                break
+            done.append(step)
+        return done, steps[len(done) :], ended
+
     def enqueue(self):
         """Queue the investigation for a worker, atomically with the current transaction.
 
@@ -177,6 +201,19 @@ class Investigation(models.Model):
         ).update(status=self.Status.CANCELLED, error=reason, finished_at=now)
         self.refresh_from_db(fields=["status", "error", "finished_at"])
         return bool(cancelled)
+
+    def record_feedback(self, feedback, text=""):
+        """The on-call engineer's verdict on the report: correct, partly or wrong."""
+        self.feedback, self.feedback_text, self.feedback_at = feedback, text, timezone.now()
+        self.save(update_fields=["feedback", "feedback_text", "feedback_at"])
+
+    def why_no_question(self):
+        """Why a follow-up question cannot be asked now, or "" when it can."""
+        if not settings.ANTHROPIC_API_KEY:
+            return "Follow-up questions need a model: set ANTHROPIC_API_KEY."
+        if self.status != self.Status.COMPLETED:
+            return f"Investigation {self.pk} is {self.status}; ask once it has completed."
+        return ""
 
     def ask(self, question, requested_by=None):
         """Queue a follow-up question; returns its index in `followups`."""

@@ -118,19 +118,10 @@ def investigation_steps(request, pk):
 def _timeline(investigation, after):
     """Steps after `after`, split into the ended ones in a row (`done`, shown for good) and
     the rest (`tail`, shown again on the next poll); `cursor` is the last done step."""
-    # The caller read the investigation (its status) before the steps are read here: a
-    # step written just before the end is never missed.
-    waiting = any(f.get("status") == "queued" for f in investigation.followups)
-    ended = investigation.is_finished and not waiting
-    steps = list(investigation.steps.filter(sequence__gt=after).order_by("sequence"))
-    done = []
-    for step in steps:
-        if step.finished_at is None and not ended:
-            break
-        done.append(step)
+    done, rest, ended = investigation.steps_after(after)
     return {
         "done": nest(done),
-        "tail": nest(steps[len(done) :]),
+        "tail": nest(rest),
         "cursor": done[-1].sequence if done else after,
         "ended": ended,
         "can_ask": bool(settings.ANTHROPIC_API_KEY),
@@ -184,19 +175,16 @@ def investigation_action(request, pk, action):
     elif action == "feedback":
         form = FeedbackForm(request.POST)
         if form.is_valid():
-            investigation.feedback = form.cleaned_data["feedback"]
-            investigation.feedback_text = form.cleaned_data["feedback_text"]
-            investigation.feedback_at = timezone.now()
-            investigation.save(update_fields=["feedback", "feedback_text", "feedback_at"])
+            investigation.record_feedback(
+                form.cleaned_data["feedback"], form.cleaned_data["feedback_text"]
+            )
             messages.success(request, "Thank you: feedback saved.")
         else:
             messages.error(request, "Pick correct, partly correct or wrong.")
     elif action == "ask":
         form = QuestionForm(request.POST)
-        if not settings.ANTHROPIC_API_KEY:
-            messages.error(request, "Follow-up questions need a model: set ANTHROPIC_API_KEY.")
-        elif investigation.status != Investigation.Status.COMPLETED:
-            messages.error(request, "Ask once the investigation has completed.")
+        if problem := investigation.why_no_question():
+            messages.error(request, problem)
         elif not form.is_valid():
             messages.error(request, "Write a question of 3 to 2,000 characters.")
         else:

@@ -1,12 +1,20 @@
 """The one NinjaAPI: the Alertmanager webhook and the JSON API, each app adding its router."""
 
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from alerts.api import router as webhook_router
-from investigations.api import alerts_router
+from investigations.api import alerts_router, overview_router
 from investigations.api import router as investigations_router
+from rca_site.cursor import CursorError
+
+log = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="Rootline",
@@ -19,6 +27,7 @@ api = NinjaAPI(
 api.add_router("/webhooks", webhook_router)
 api.add_router("/api/v1/investigations", investigations_router)
 api.add_router("/api/v1/alerts", alerts_router)
+api.add_router("/api/v1/overview", overview_router)
 
 
 def error_answer(request, status, error, message, fields=()):
@@ -53,4 +62,41 @@ def not_found(request, exc):
 
 @api.exception_handler(HttpError)
 def http_error(request, exc):
-    return error_answer(request, exc.status_code, "http_error", str(exc))
+    error, fields = getattr(exc, "error", "http_error"), getattr(exc, "fields", ())
+    return error_answer(request, exc.status_code, error, str(exc), fields)
+
+
+@api.exception_handler(CursorError)
+def cursor_error(request, exc):
+    return error_answer(request, 400, "invalid_cursor", str(exc), ["cursor"])
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_large(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_answer(
+        request,
+        413,
+        "payload_too_large",
+        f"The request body is larger than {limit} bytes (ROOTLINE_API_MAX_BYTES).",
+    )
+
+
+@api.exception_handler(DatabaseError)
+def database_error(request, exc):
+    log.error("API %s %s: database unavailable: %s", request.method, request.path, exc)
+    return error_answer(
+        request, 503, "database_unavailable", "The database is unavailable; retry later."
+    )
+
+
+@api.exception_handler(Exception)
+def server_error(request, exc):
+    """A bug: logged with its traceback, answered in the one shape, without details."""
+    log.exception("API %s %s failed", request.method, request.path)
+    return error_answer(
+        request,
+        500,
+        "internal_error",
+        f"Rootline failed to answer ({type(exc).__name__}); this is a bug, see its log.",
+    )

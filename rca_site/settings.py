@@ -110,6 +110,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "rca_site.middleware.ApiErrorShapeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -205,6 +206,9 @@ LOGGING = {
 # --- Alert ingest -------------------------------------------------------------------
 
 ROOTLINE_WEBHOOK_TOKEN = envsecret("ROOTLINE_WEBHOOK_TOKEN", "")
+# The JSON API's and the pages' request bodies (the webhook has its own limit).
+ROOTLINE_API_MAX_BYTES = envint("ROOTLINE_API_MAX_BYTES", 256 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = ROOTLINE_API_MAX_BYTES
 ROOTLINE_WEBHOOK_MAX_BYTES = envint("ROOTLINE_WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024)
 # What is kept of a body that is refused before it is read whole (too large, unauthenticated).
 ROOTLINE_REFUSED_BODY_KEEP_BYTES = 64 * 1024

@@ -24,3 +24,15 @@ def api_get(client, api_token):
         return client.get(path, params, headers=headers)
 
     return get
+
+
+@pytest.fixture
+def api_send(client, api_token):
+    """POST/PUT/DELETE JSON to an API path with the token unless told otherwise."""
+
+    def send(method, path, body=None, token=api_token):
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        call = getattr(client, method.lower())
+        return call(path, body, content_type="application/json", headers=headers)
+
+    return send

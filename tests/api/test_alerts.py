@@ -58,6 +58,7 @@ def test_an_alert_with_its_investigation(api_get):
             }
         ],
         "count": 1,
+        "next_cursor": None,
     }
 
 
@@ -80,22 +81,80 @@ def test_every_episode_of_a_fingerprint_newest_first_with_its_newest_investigati
 def test_an_unknown_fingerprint_finds_nothing(api_get):
     make_alert(FINGERPRINT)
 
-    assert api_get("/api/v1/alerts", fingerprint="0000").json() == {"items": [], "count": 0}
+    assert api_get("/api/v1/alerts", fingerprint="0000").json() == {
+        "items": [],
+        "count": 0,
+        "next_cursor": None,
+    }
 
 
 def test_without_a_fingerprint_the_newest_alerts_page_by_page(api_get):
     alerts = [make_alert(f"{n:016x}", starts_at=minutes(n)) for n in range(7)]
     newest_first = [a.pk for a in reversed(alerts)]
 
-    first = api_get("/api/v1/alerts", limit=3).json()
-    second = api_get("/api/v1/alerts", limit=3, offset=3).json()
-    last = api_get("/api/v1/alerts", limit=3, offset=6).json()
-    beyond = api_get("/api/v1/alerts", limit=3, offset=7).json()
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = api_get("/api/v1/alerts", **params).json()
+        pages.append(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
 
-    assert [a["id"] for a in first["items"] + second["items"] + last["items"]] == newest_first
-    assert (first["count"], second["count"], last["count"]) == (7, 7, 7)
-    assert beyond == {"items": [], "count": 7}
+    assert [len(p["items"]) for p in pages] == [3, 3, 1]
+    assert [a["id"] for p in pages for a in p["items"]] == newest_first
+    assert {p["count"] for p in pages} == {7}
     assert len(api_get("/api/v1/alerts").json()["items"]) == 7
+
+
+def test_a_page_does_not_shift_when_new_alerts_arrive(api_get):
+    for n in range(4):
+        make_alert(f"{n:016x}", starts_at=minutes(n))
+    first = api_get("/api/v1/alerts", limit=2).json()
+    make_alert("00000000000000ff", starts_at=minutes(10))  # newer than everything
+
+    second = api_get("/api/v1/alerts", limit=2, cursor=first["next_cursor"]).json()
+
+    assert [a["fingerprint"] for a in second["items"]] == ["0000000000000001", "0000000000000000"]
+    assert second["next_cursor"] is None
+
+
+def test_alerts_starting_at_the_same_moment_are_neither_repeated_nor_skipped(api_get):
+    same = [make_alert(f"{n:016x}", starts_at=minutes(0)).pk for n in range(5)]
+
+    first = api_get("/api/v1/alerts", limit=2).json()
+    second = api_get("/api/v1/alerts", limit=2, cursor=first["next_cursor"]).json()
+    third = api_get("/api/v1/alerts", limit=2, cursor=second["next_cursor"]).json()
+
+    ids = [a["id"] for page in (first, second, third) for a in page["items"]]
+    assert ids == sorted(same, reverse=True)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJhIjoxfQ", "WyIyMDI2LTExLTI1VDA0OjAwOjAwIiwxXQ"])
+def test_a_cursor_not_handed_out_is_refused(api_get, cursor):
+    response = api_get("/api/v1/alerts", cursor=cursor)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_cursor"
+    assert "next_cursor" in response.json()["message"]
+
+
+def test_the_filters_of_the_alerts_page(api_get):
+    make_alert("0001", starts_at=minutes(1), severity="critical", service="cart")
+    make_alert("0002", starts_at=minutes(2), severity="warning", service="cart")
+    make_alert("0003", starts_at=minutes(3), severity="critical", app="checkout")
+    make_alert("0004", starts_at=minutes(4), alertname="DiskFull", namespace="infra")
+
+    def found(**params):
+        return [a["fingerprint"] for a in api_get("/api/v1/alerts", **params).json()["items"]]
+
+    assert found(severity="critical") == ["0003", "0001"]
+    assert found(service="cart") == ["0002", "0001"]
+    assert found(service="checkout") == ["0003"]
+    assert found(alertname="DiskFull") == ["0004"]
+    assert found(namespace="infra") == ["0004"]
+    assert found(q="checkout") == ["0003"]
+    assert found(severity="critical", service="cart") == ["0001"]
 
 
 def test_the_default_page_holds_fifty(api_get):
@@ -134,7 +193,7 @@ def test_the_status_filter(api_get):
     [
         ({"limit": 501}, "query.limit"),
         ({"limit": 0}, "query.limit"),
-        ({"offset": -1}, "query.offset"),
+        ({"cursor": "x" * 201}, "query.cursor"),
         ({"limit": "all"}, "query.limit"),
         ({"status": "pending"}, "query.status"),
     ],

@@ -20,7 +20,7 @@ def test_the_openapi_document_describes_both_endpoints(client):
     assert {"suspects", "report", "alerts", "scope"} <= investigation_fields
     assert schemas["SuspectOut"]["additionalProperties"] is True
     assert {"investigation", "investigations"} <= set(schemas["AlertOut"]["properties"])
-    assert set(schemas["AlertPageOut"]["properties"]) == {"items", "count"}
+    assert set(schemas["AlertPageOut"]["properties"]) == {"items", "count", "next_cursor"}
     assert document["components"]["securitySchemes"]["ApiTokenAuth"]["scheme"] == "bearer"
 
 
