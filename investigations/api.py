@@ -60,6 +60,10 @@ class InvestigationOut(Schema):
     followups: list[dict] = Field(
         description="follow-up questions and their answers: question, status, answer, steps"
     )
+    notifications: list[dict] = Field(
+        description="the report's notifications: channel, target (host), status "
+        "(pending, sent, failed), attempts, last_error, sent_at, next_attempt_at"
+    )
 
     @staticmethod
     def resolve_alerts(investigation):

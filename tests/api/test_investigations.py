@@ -94,6 +94,7 @@ def test_a_finished_investigation_with_its_suspects_and_report(api_get, complete
         "report": REPORT,
         "report_text": "payment-db ran out of connections.",
         "followups": [],
+        "notifications": [],
     }
 
 

@@ -15,6 +15,7 @@ import pytest
 import scripted_messages as scripted
 from background_server import BackgroundServer
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Schedule
@@ -403,7 +404,7 @@ def test_a_duplicate_task_sends_nothing_twice(
 
 
 def test_the_secret_urls_and_token_are_never_stored_logged_or_shown(
-    channels, receiver, django_capture_on_commit_callbacks, caplog
+    channels, receiver, django_capture_on_commit_callbacks, caplog, admin_client
 ):
     # The webhook's refusal quotes the URL it was called at, token and all.
     receiver.answers[WEBHOOK_PATH] = [
@@ -417,7 +418,16 @@ def test_the_secret_urls_and_token_are_never_stored_logged_or_shown(
     assert slack_state["status"] == "sent"
     assert hook_state["last_error"] == "HTTP 403: no hook at /[secret] for token [secret]"
     assert "HTTP Request: POST http://127.0.0.1" in caplog.text  # httpx logged it...
-    for shown in (json.dumps(investigation.notifications), caplog.text):
+    page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
+    assert 'webhook (127.0.0.1): <span class="status-failed">failed</span>' in page
+    admin_page = admin_client.get(
+        reverse("admin:investigations_investigation_change", args=[investigation.pk])
+    ).content.decode()
+    assert "<b>slack</b> (127.0.0.1): sent, 1 attempt(s)" in admin_page
+    api = admin_client.get(f"/api/v1/investigations/{investigation.pk}").content.decode()
+    assert json.loads(api)["notifications"] == investigation.notifications
+    shown_anywhere = (json.dumps(investigation.notifications), caplog.text, page, admin_page, api)
+    for shown in shown_anywhere:
         for secret in ("slackSecretPart", "T0001", "rootline-7d1e", TOKEN):  # ...not these
             assert secret not in shown
 
