@@ -81,8 +81,17 @@ class InvestigationAdmin(admin.ModelAdmin):
         "suspects_pretty",
         "report_pretty",
         "followups_pretty",
+        "notifications_pretty",
     ]
-    exclude = ["scope", "report", "suspects", "alerts", "conversation", "followups"]
+    exclude = [
+        "scope",
+        "report",
+        "suspects",
+        "alerts",
+        "conversation",
+        "followups",
+        "notifications",
+    ]
     inlines = [ToolCallInline]
     actions = ["investigate_again", "cancel"]
 
@@ -123,6 +132,26 @@ class InvestigationAdmin(admin.ModelAdmin):
             (
                 (f["question"], f["status"], f.get("answer") or f.get("error") or "...")
                 for f in investigation.followups
+            ),
+        )
+
+    @admin.display(description="notifications")
+    def notifications_pretty(self, investigation):
+        """Each notification of the report: where (host only), how it went."""
+        if not investigation.notifications:
+            return "-"
+        return format_html_join(
+            "",
+            "<p><b>{}</b> ({}): {}, {} attempt(s) {}</p>",
+            (
+                (
+                    n["channel"],
+                    n["target"],
+                    n["status"],
+                    n["attempts"],
+                    n["last_error"] or n["sent_at"] or "",
+                )
+                for n in investigation.notifications
             ),
         )
 

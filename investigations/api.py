@@ -157,6 +157,10 @@ class InvestigationOut(InvestigationBase):
     )
     feedback_text: str
     feedback_at: datetime | None
+    notifications: list[dict] = Field(
+        description="the report's notifications: channel, target (host), status "
+        "(pending, sent, failed), attempts, last_error, sent_at, next_attempt_at"
+    )
 
     @staticmethod
     def resolve_rerun_of(investigation):

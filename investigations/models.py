@@ -82,6 +82,12 @@ class Investigation(models.Model):
         help_text="follow-up questions: [{question, asked_at, status, answer, steps, error}]",
     )
     report_text = models.TextField(blank=True)
+    notifications = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="the report's notifications (investigations.notify): "
+        "[{channel, target, status, attempts, last_error, sent_at, next_attempt_at}]",
+    )
 
     feedback = models.CharField(max_length=10, choices=Feedback, blank=True)
     feedback_text = models.TextField(blank=True)

@@ -2,7 +2,8 @@
 
 Each step is a ToolCall written when it starts and when it ends, so the timeline shows
 it live. Steps: the scope, then the signal scan (metrics and logs, then the ranking),
-then the report (signals-only until the agents come after the scan).
+then the report (signals-only until the agents come after the scan). Once it completes,
+its notifications are queued (investigations.notify).
 """
 
 import asyncio
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from investigations import signals
+from investigations import notify, signals
 from investigations.agents import team
 from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
@@ -69,7 +70,9 @@ def run(investigation_id):
         log.exception("investigation %s failed", investigation_id)
         investigation.finish(Investigation.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return
-    investigation.finish(Investigation.Status.COMPLETED, error=investigation.error)
+    with transaction.atomic():
+        investigation.finish(Investigation.Status.COMPLETED, error=investigation.error)
+        notify.queue(investigation)
 
 
 def scope_step(investigation):

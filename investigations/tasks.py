@@ -1,6 +1,6 @@
 """django-q2 entry points: thin, they take ids and call functions testable without a worker."""
 
-from investigations import runner
+from investigations import notify, runner
 
 
 def run_investigation(investigation_id):
@@ -9,6 +9,10 @@ def run_investigation(investigation_id):
 
 def answer_followup(investigation_id, index):
     runner.answer_followup(investigation_id, index)
+
+
+def send_notification(investigation_id, index, attempt):
+    notify.deliver(investigation_id, index, attempt)
 
 
 def sweep_stale_investigations():

@@ -7,6 +7,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -54,6 +55,18 @@ def envlist(name, default):
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def envurl(name, secret=False):
+    """An http(s) URL from NAME, "" when unset. A secret one (its path is a credential,
+    like a Slack webhook's) may come from NAME_FILE and is never repeated in the error."""
+    url = (envsecret(name, "") if secret else os.getenv(name, "")).strip()
+    if url and not (url.startswith(("http://", "https://")) and urlsplit(url).hostname):
+        shown = f"{name} (value not shown: a secret)" if secret else f"{name}={url!r}"
+        raise ImproperlyConfigured(
+            f"{shown} must start with http:// or https:// followed by a host name"
+        )
+    return url
 
 
 def _newest_sonnet():
@@ -272,6 +285,32 @@ ROOTLINE_LLM_PRICES = {
     "claude-haiku": (1.0, 5.0, 1.25, 0.1),
 }
 
+# --- Notifications ------------------------------------------------------------------
+# When an investigation completes with its report: a Slack incoming webhook and a generic
+# JSON webhook (investigations.notify), each for the severities listed (empty: all; an
+# investigation without a severity goes only to a channel without a list). The URLs are
+# secrets (a Slack webhook URL is its own credential): never stored, logged or shown.
+
+ROOTLINE_BASE_URL = envurl("ROOTLINE_BASE_URL").rstrip("/")
+ROOTLINE_NOTIFY_SLACK_URL = envurl("ROOTLINE_NOTIFY_SLACK_URL", secret=True)
+ROOTLINE_NOTIFY_SLACK_SEVERITIES = [
+    s.lower() for s in envlist("ROOTLINE_NOTIFY_SLACK_SEVERITIES", [])
+]
+ROOTLINE_NOTIFY_WEBHOOK_URL = envurl("ROOTLINE_NOTIFY_WEBHOOK_URL", secret=True)
+ROOTLINE_NOTIFY_WEBHOOK_TOKEN = envsecret("ROOTLINE_NOTIFY_WEBHOOK_TOKEN", "")
+ROOTLINE_NOTIFY_WEBHOOK_SEVERITIES = [
+    s.lower() for s in envlist("ROOTLINE_NOTIFY_WEBHOOK_SEVERITIES", [])
+]
+if ROOTLINE_NOTIFY_WEBHOOK_TOKEN and not ROOTLINE_NOTIFY_WEBHOOK_URL:
+    raise ImproperlyConfigured(
+        "ROOTLINE_NOTIFY_WEBHOOK_TOKEN is set but ROOTLINE_NOTIFY_WEBHOOK_URL is not"
+    )
+if (ROOTLINE_NOTIFY_SLACK_URL or ROOTLINE_NOTIFY_WEBHOOK_URL) and not ROOTLINE_BASE_URL:
+    raise ImproperlyConfigured(
+        "ROOTLINE_BASE_URL is not set: notifications link to the investigation page, so "
+        "they need Rootline's address as people reach it (e.g. https://rootline.example)"
+    )
+
 # django-q2's defaults re-deliver a failing task for ever (ack_failures off, unlimited
 # attempts). An investigation may cost LLM money: a task is tried at most twice, failures
 # are acknowledged, and timeout < retry so a task is never handed to a second worker
@@ -304,9 +343,7 @@ Q_CLUSTER = {
 def telemetry_backend(backend, api_prefix):
     """The ROOTLINE_<backend>_* variables of one backend, checked together."""
     name = f"ROOTLINE_{backend}"
-    url = os.getenv(f"{name}_URL", "").strip()
-    if url and not url.startswith(("http://", "https://")):
-        raise ImproperlyConfigured(f"{name}_URL={url!r} must start with http:// or https://")
+    url = envurl(f"{name}_URL")
     prefix = os.getenv(f"{name}_API_PREFIX") or api_prefix
     if not prefix.startswith("/"):
         raise ImproperlyConfigured(f"{name}_API_PREFIX={prefix!r} must start with / (e.g. /api/v1)")

@@ -103,6 +103,7 @@ def test_a_finished_investigation_with_its_suspects_and_report(api_get, complete
         "feedback": "",
         "feedback_text": "",
         "feedback_at": None,
+        "notifications": [],
     }
 
 
