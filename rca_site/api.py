@@ -9,6 +9,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from accounts.auth import docs_access
 from alerts.api import router as webhook_router
 from investigations.api import alerts_router, overview_router
 from investigations.api import router as investigations_router
@@ -23,6 +24,7 @@ api = NinjaAPI(
     docs_url="/api/v1/docs",
     openapi_url="/api/v1/openapi.json",
     urls_namespace="api",
+    docs_decorator=docs_access,
 )
 api.add_router("/webhooks", webhook_router)
 api.add_router("/api/v1/investigations", investigations_router)

@@ -205,7 +205,20 @@ LOGOUT_REDIRECT_URL = "login"
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if envbool("ROOTLINE_BEHIND_HTTPS_PROXY", False) else None
 )
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("ROOTLINE_SECURE_COOKIES", False)
+# Served over HTTPS only: redirect plain HTTP, secure cookies, HSTS. Probes, /metrics and
+# the webhook (each in-cluster callers, the webhook with its own token) stay reachable over
+# plain HTTP: a redirect would break Alertmanager's POST.
+ROOTLINE_HTTPS = envbool("ROOTLINE_HTTPS", False)
+SECURE_SSL_REDIRECT = ROOTLINE_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^webhooks/"]
+SECURE_HSTS_SECONDS = envint(
+    "ROOTLINE_HSTS_SECONDS", 365 * 24 * 3600 if ROOTLINE_HTTPS else 0, minimum=0
+)
+# HSTS covers the host Rootline is served on and the names under it, not its parent domain.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = ROOTLINE_HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("ROOTLINE_SECURE_COOKIES", ROOTLINE_HTTPS)
+# A self-hosted internal service is never submitted to the browsers' HSTS preload list.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 LOGGING = {
     "version": 1,

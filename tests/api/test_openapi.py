@@ -5,8 +5,8 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-def test_the_openapi_document_describes_both_endpoints(client):
-    document = client.get("/api/v1/openapi.json").json()
+def test_the_openapi_document_describes_both_endpoints(api_get):
+    document = api_get("/api/v1/openapi.json").json()
 
     investigation = document["paths"]["/api/v1/investigations/{investigation_id}"]["get"]
     alerts = document["paths"]["/api/v1/alerts"]["get"]
@@ -24,5 +24,15 @@ def test_the_openapi_document_describes_both_endpoints(client):
     assert document["components"]["securitySchemes"]["ApiTokenAuth"]["scheme"] == "bearer"
 
 
-def test_the_docs_page_is_served(client):
+def test_the_docs_page_is_served_to_a_logged_in_user(client, sre):
+    client.force_login(sre)
+
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_the_docs_need_a_login_or_a_token(client, api_get):
+    assert client.get("/api/v1/docs").url.startswith("/accounts/login/?next=/api/v1/docs")
+    refused = client.get("/api/v1/openapi.json")
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "unauthorized"
+    assert api_get("/api/v1/openapi.json").status_code == 200
