@@ -220,11 +220,20 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("ROOTLINE_SECURE_COOKIES", 
 # A self-hosted internal service is never submitted to the browsers' HSTS preload list.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# plain for a terminal; json for a log shipper: one JSON object a line, tracebacks inside.
+ROOTLINE_LOG_FORMAT = os.getenv("ROOTLINE_LOG_FORMAT") or "plain"
+if ROOTLINE_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(
+        f"ROOTLINE_LOG_FORMAT={ROOTLINE_LOG_FORMAT!r} is not a log format (use plain or json)"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "rca_site.logformat.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ROOTLINE_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.getenv("ROOTLINE_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
