@@ -423,3 +423,8 @@ ROOTLINE_PROMETHEUS_TLS_VERIFY = _prometheus["TLS_VERIFY"]
 ROOTLINE_PROMETHEUS_CA_BUNDLE = _prometheus["CA_BUNDLE"]
 ROOTLINE_PROMETHEUS_TIMEOUT = _prometheus["TIMEOUT"]
 ROOTLINE_PROMETHEUS_MAX_CONCURRENCY = _prometheus["MAX_CONCURRENCY"]
+
+# --- Operating Rootline: /metrics ----------------------------------------------------
+
+# The token Prometheus presents to scrape /metrics. Unset: only logged-in staff may read it.
+ROOTLINE_METRICS_TOKEN = envsecret("ROOTLINE_METRICS_TOKEN", "")

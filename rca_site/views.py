@@ -1,5 +1,15 @@
+import logging
+import secrets
+
+from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from prometheus_client.exposition import choose_encoder
+
+from alerts.api import presented_token
+from rca_site import metrics as rootline_metrics
+
+log = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -11,3 +21,49 @@ def healthz(request):
     except DatabaseError as exc:
         return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def metrics(request):
+    """Prometheus metrics, counted from the database (rca_site/metrics.py).
+
+    For Prometheus with `Authorization: Bearer <ROOTLINE_METRICS_TOKEN>` (or HTTP Basic
+    with the token as password), and for logged-in staff in a browser. Without the token
+    set, only staff: the counts say how an organisation's alerting is doing.
+    """
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    try:
+        body = encoder(rootline_metrics.registry())
+    except DatabaseError as exc:
+        log.error("/metrics: the database did not answer: %s", exc)
+        return text(503, "The database did not answer; no metrics. See Rootline's log.")
+    return HttpResponse(body, content_type=content_type)
+
+
+def metrics_refusal(request):
+    """None when `request` may read /metrics, else the answer that says why not."""
+    expected = settings.ROOTLINE_METRICS_TOKEN
+    token = presented_token(request)
+    if expected and token is not None and secrets.compare_digest(token.encode(), expected.encode()):
+        return None
+    if request.user.is_authenticated and request.user.is_staff:
+        return None
+    if not expected:
+        return text(
+            403,
+            "ROOTLINE_METRICS_TOKEN is not set, so /metrics is open to logged-in staff only. "
+            "Set it and give Prometheus the same token (authorization: credentials); "
+            "see docs/deploy.md.",
+        )
+    answer = text(
+        401,
+        "Missing or wrong metrics token: send `Authorization: Bearer <ROOTLINE_METRICS_TOKEN>`.",
+    )
+    answer["WWW-Authenticate"] = 'Bearer realm="rootline metrics"'
+    return answer
+
+
+def text(status, message):
+    return HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
