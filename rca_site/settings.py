@@ -424,7 +424,9 @@ ROOTLINE_PROMETHEUS_CA_BUNDLE = _prometheus["CA_BUNDLE"]
 ROOTLINE_PROMETHEUS_TIMEOUT = _prometheus["TIMEOUT"]
 ROOTLINE_PROMETHEUS_MAX_CONCURRENCY = _prometheus["MAX_CONCURRENCY"]
 
-# --- Operating Rootline: /metrics ----------------------------------------------------
+# --- Operating Rootline: /metrics, /readyz --------------------------------------------
 
 # The token Prometheus presents to scrape /metrics. Unset: only logged-in staff may read it.
 ROOTLINE_METRICS_TOKEN = envsecret("ROOTLINE_METRICS_TOKEN", "")
+# /readyz fails when a task has waited longer than this for a worker.
+ROOTLINE_QUEUE_MAX_WAIT = envduration("ROOTLINE_QUEUE_MAX_WAIT", timedelta(minutes=10))

@@ -2,25 +2,32 @@ import logging
 import secrets
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from prometheus_client.exposition import choose_encoder
 
 from alerts.api import presented_token
 from rca_site import metrics as rootline_metrics
+from rca_site import readiness
 
 log = logging.getLogger(__name__)
 
 
 def healthz(request):
     """200 when the database answers, 503 otherwise. No authentication: for probes."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError as exc:
+    exc = readiness.database_error()
+    if exc is not None:
         return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """200 when Rootline can take an alert and investigate it now: the database, the
+    queue and its workers, the configured backends (rca_site/readiness.py); 503 naming
+    what failed otherwise. No authentication (probes); no URL or secret in the answer."""
+    ready, checks = readiness.readiness()
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 def metrics(request):
