@@ -56,14 +56,24 @@ def running_prometheus(openmetrics_text, tmp_path):
     )
     if backfill.returncode != 0:
         pytest.fail(f"promtool could not backfill:\n{backfill.stdout}{backfill.stderr}")
+    with serving_prometheus(CONFIG, tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving_prometheus(config_text, tmp_path):
+    """Prometheus with `config_text` as its configuration and its TSDB in tmp_path/tsdb,
+    on a free loopback port; yields the base URL once it is ready, stops it afterwards."""
+    require_prometheus()
+    tmp_path = Path(tmp_path)
     config = tmp_path / "prometheus.yml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     port = free_port()
     process = Process(
         [
             PROMETHEUS,
             f"--config.file={config}",
-            f"--storage.tsdb.path={tsdb}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             "--storage.tsdb.retention.time=100y",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
