@@ -319,6 +319,10 @@ class ToolCall(models.Model):
             # the timeline cursor: steps of one investigation after a sequence number
             models.UniqueConstraint(fields=["investigation", "sequence"], name="step_sequence"),
         ]
+        indexes = [
+            # /metrics counts every step by these at each scrape: read from the index alone
+            models.Index(fields=["agent", "tool", "status", "duration_ms"], name="step_metrics"),
+        ]
         ordering = ["investigation", "sequence"]
 
     def __str__(self):
