@@ -26,6 +26,8 @@ def label_matches(names, value):
 
 
 def filter_alerts(params):
+    # A NUL cannot be in any stored text, and PostgreSQL refuses to compare with one.
+    params = {k: v.replace("\x00", "") for k, v in params.items() if isinstance(v, str)}
     alerts = Alert.objects.prefetch_related("investigations").order_by("-starts_at", "-pk")
     if params.get("fingerprint"):
         alerts = alerts.filter(fingerprint=params["fingerprint"])

@@ -15,11 +15,18 @@ from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    field_validator,
+)
 
 from accounts.auth import API_AUTH
 from alerts.models import Alert
-from alerts.schemas import ErrorOut
+from alerts.schemas import ErrorOut, storable
 from alerts.views import filter_alerts
 from investigations.models import Investigation, ToolCall
 from investigations.scope import ScopeError, check_matchers, check_window, parse_matchers
@@ -38,7 +45,7 @@ router = Router(tags=["investigations"], auth=API_AUTH)
 alerts_router = Router(tags=["alerts"], auth=API_AUTH)
 overview_router = Router(tags=["overview"], auth=API_AUTH)
 
-ERRORS = (400, 401, 404, 409, 413, 422)
+ERRORS = (400, 401, 404, 409, 413, 422, 500, 503)
 
 
 def one_of(choices):
@@ -58,6 +65,8 @@ def iso_time(value):
 
 
 Time = Annotated[AwareDatetime, BeforeValidator(iso_time)]
+# No NUL character: PostgreSQL's text cannot hold one, nor compare with one.
+Text = Annotated[str, AfterValidator(storable)]
 AlertStatus = one_of(Alert.Status)
 InvestigationKind = one_of(Investigation.Kind)
 InvestigationStatus = one_of(Investigation.Status)
@@ -175,13 +184,15 @@ class InvestigationPageOut(Schema):
 class InvestigationFilters(Schema):
     status: InvestigationStatus | None = None
     kind: InvestigationKind | None = None
-    fingerprint: str | None = Field(None, max_length=64, description="investigations of this alert")
-    alertname: str | None = Field(None, max_length=200)
+    fingerprint: Text | None = Field(
+        None, max_length=64, description="investigations of this alert"
+    )
+    alertname: Text | None = Field(None, max_length=200)
     feedback: Feedback | None = None
-    q: str | None = Field(None, max_length=200, description="text in the question or report")
+    q: Text | None = Field(None, max_length=200, description="text in the question or report")
     created_after: Time | None = None
     created_before: Time | None = None
-    cursor: str | None = Field(None, max_length=200)
+    cursor: Text | None = Field(None, max_length=200)
     limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX)
 
 
@@ -241,7 +252,7 @@ Matchers = dict[str, str] | str
 class QuestionInvestigationIn(Schema):
     """An investigation without an alert."""
 
-    question: str = Field(min_length=3, max_length=2000, description="what to find out")
+    question: Text = Field(min_length=3, max_length=2000, description="what to find out")
     matchers: Matchers = Field(
         {},
         description='equality label matchers that bound every query, as {"namespace": "shop"} '
@@ -268,7 +279,7 @@ class QuestionInvestigationIn(Schema):
 
 class FeedbackIn(Schema):
     feedback: Feedback = Field(description="the verdict on the report")
-    text: str = Field("", max_length=4000, description="the real root cause, in words")
+    text: Text = Field("", max_length=4000, description="the real root cause, in words")
 
 
 class FeedbackOut(Schema):
@@ -279,7 +290,7 @@ class FeedbackOut(Schema):
 
 
 class QuestionIn(Schema):
-    question: str = Field(min_length=3, max_length=2000, description="what to ask")
+    question: Text = Field(min_length=3, max_length=2000, description="what to ask")
 
 
 class QuestionOut(Schema):
@@ -527,14 +538,14 @@ class AlertPageOut(Schema):
 
 
 class AlertFilters(Schema):
-    fingerprint: str | None = Field(None, max_length=64, description="the episodes of this alert")
+    fingerprint: Text | None = Field(None, max_length=64, description="the episodes of this alert")
     status: AlertStatus | None = None
-    severity: str | None = Field(None, max_length=50)
-    alertname: str | None = Field(None, max_length=200)
-    service: str | None = Field(None, max_length=200, description="any service label's value")
-    namespace: str | None = Field(None, max_length=200)
-    q: str | None = Field(None, max_length=200, description="text in labels or annotations")
-    cursor: str | None = Field(None, max_length=200)
+    severity: Text | None = Field(None, max_length=50)
+    alertname: Text | None = Field(None, max_length=200)
+    service: Text | None = Field(None, max_length=200, description="any service label's value")
+    namespace: Text | None = Field(None, max_length=200)
+    q: Text | None = Field(None, max_length=200, description="text in labels or annotations")
+    cursor: Text | None = Field(None, max_length=200)
     limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX)
 
 

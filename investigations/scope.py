@@ -111,6 +111,8 @@ def check_matchers(matchers):
             raise ScopeError(f"{name!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")
         if not isinstance(value, str) or not value:
             raise ScopeError(f"label {name} needs a non-empty value")
+        if "\x00" in value:
+            raise ScopeError(f"label {name}'s value must not contain a NUL character")
     return dict(matchers)
 
 

@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -84,7 +84,8 @@ def too_large(request, exc):
     )
 
 
-@api.exception_handler(DatabaseError)
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
 def database_error(request, exc):
     log.error("API %s %s: database unavailable: %s", request.method, request.path, exc)
     return error_answer(

@@ -368,3 +368,33 @@ def test_a_browser_session_must_send_the_csrf_token_to_change_anything(sre):
     investigation.refresh_from_db()
     assert investigation.status == "running"
     assert browser.get(f"/api/v1/investigations/{investigation.pk}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/alerts?q=a%00b", None),
+        ("GET", "/api/v1/investigations?alertname=%00", None),
+        ("POST", "/api/v1/investigations", {"question": "why\u0000?"}),
+        ("POST", "/api/v1/investigations", {"question": "why?", "matchers": {"ns": "a\u0000"}}),
+        ("PUT", "/api/v1/investigations/{pk}/feedback", {"feedback": "wrong", "text": "\u0000"}),
+    ],
+)
+def test_a_nul_character_is_refused_naming_the_field(api_send, api_get, method, path, body):
+    """PostgreSQL's text cannot hold a NUL: refused up front, on SQLite too."""
+    path = path.format(pk=make_investigation(status="completed").pk)
+
+    response = api_get(path) if method == "GET" else api_send(method, path, body)
+
+    assert response.status_code == 422, response.content
+    assert "NUL" in response.json()["message"]
+
+
+def test_the_alerts_page_ignores_a_nul_in_its_filters(client, sre):
+    client.force_login(sre)
+    make_alert("00dd", service="cart")
+
+    response = client.get("/alerts/", {"q": "ca\x00rt"})
+
+    assert response.status_code == 200
+    assert "(1 alerts)" in response.content.decode()
