@@ -303,7 +303,9 @@ def test_follow_up_questions_need_a_completed_investigation(settings, client, ad
     )
 
     assert response.status_code == 409
-    assert response.json()["message"] == f"Investigation {queued.pk} is queued, not completed."
+    assert response.json()["message"] == (
+        f"Investigation {queued.pk} is queued; ask once it has completed."
+    )
 
 
 def test_when_one_analyst_fails_the_other_is_stopped_and_every_step_ends(settings):
