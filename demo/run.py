@@ -124,6 +124,8 @@ def free_bind():
     """127.0.0.1:8000 (as `make run`) when it is free, else another free loopback port."""
     host, port = DEFAULT_BIND.split(":")
     with socket.socket() as sock:
+        # As gunicorn binds: a port a finished run left in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, int(port)))
         except OSError:
