@@ -268,6 +268,8 @@ def outcome(investigation, case):
         )
         report = investigation["report"] or {}
         kind = "the Claude agents' report" if report.get("source") == "agents" else "signals-only"
+        if report.get("agents_error"):
+            kind += f"; {report['agents_error']}"
         named = (report.get("root_cause") or {}).get("service") or "(none)"
         suspects = ", ".join(s["service"] for s in report.get("suspects", [])) or "(none)"
         text = (

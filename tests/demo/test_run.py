@@ -125,3 +125,34 @@ def test_without_prometheus_it_names_the_package_to_install(monkeypatch):
 
     assert "apt-get install prometheus" in str(stopped.value)
     assert "prometheus and promtool are not installed" in str(stopped.value)
+
+
+@pytest.mark.parametrize(
+    ("report", "said"),
+    [
+        ({"source": "signals"}, "(signals-only)"),
+        ({"source": "agents"}, "(the Claude agents' report)"),
+        (
+            {"source": "signals", "agents_error": "the model API could not be reached"},
+            "(signals-only; the model API could not be reached)",
+        ),
+    ],
+)
+def test_the_outcome_says_which_report_and_the_recorded_root_cause(report, said):
+    suspects = [{"service": "ts-basic-service"}, {"service": "ts-travel-service"}]
+    investigation = {
+        "status": "completed",
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:00:06.5Z",
+        "report": {**report, "root_cause": {"service": "ts-basic-service"}, "suspects": suspects},
+    }
+    _, [case] = case_pack.load(run.DATA_DIR)
+
+    text = run.outcome(investigation, case)
+
+    assert f"completed in 6.5 s {said}: root cause ts-basic-service;" in text
+    assert "suspects ts-basic-service, ts-travel-service." in text
+    assert text.endswith(
+        "recorded root cause, which Rootline was not told: ts-basic-service, a wrong return "
+        "value injected in code, injected at 2023-01-29T09:03:53Z."
+    )
