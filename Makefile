@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 URL := http://127.0.0.1:8000
 
-.PHONY: run test lint format clean
+.PHONY: run demo test lint format clean
 
 # The virtualenv is rebuilt when a requirements file changes.
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -23,6 +23,11 @@ run: $(BIN)/.installed .env
 	$(BIN)/python manage.py setup_rootline --url $(URL)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --env .env --procfile Procfile start
 
+# A real incident replayed end to end (needs the Debian package prometheus); its own
+# database, demo.sqlite3, made afresh each time. See demo/run.py.
+demo: $(BIN)/.installed .env
+	$(BIN)/python demo/run.py
+
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -35,4 +40,4 @@ format: $(BIN)/.installed
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis test-rootline.sqlite3*
+	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis test-rootline.sqlite3* demo.sqlite3*

@@ -40,9 +40,9 @@ django.setup()
 import anthropic  # noqa: E402
 import scripted_messages as scripted  # noqa: E402
 from benchdoc import git_describe, replace_section  # noqa: E402
+from case_pack import start_prometheus  # noqa: E402
 from django.conf import settings  # noqa: E402
 from loki_stub import LogStore, serve  # noqa: E402
-from rca_accuracy import start_prometheus  # noqa: E402
 from webhook_load import machine  # noqa: E402
 
 from alerts.models import Alert  # noqa: E402

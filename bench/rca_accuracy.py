@@ -14,18 +14,12 @@ are read back through the JSON API. The last line printed is exactly
 
 import argparse
 import contextlib
-import gzip
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,8 +27,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import case_pack  # noqa: E402
 from benchdoc import git_describe, replace_subsections  # noqa: E402
-from loki_stub import LogStore, serve  # noqa: E402
+from case_pack import log, parse_time, spawn, wait_for  # noqa: E402
 from webhook_load import free_port, stop  # noqa: E402
 
 DOC_PATH = ROOT / "docs" / "BENCHMARKS.md"
@@ -42,10 +37,7 @@ VENV_BIN = Path(sys.executable).parent
 TOKEN = "bench-webhook-token"  # noqa: S105 (a throwaway instance on loopback)
 ADMIN_PASSWORD = "bench-admin-password"  # noqa: S105
 AS_OF = "5m"
-START_TIMEOUT_SECONDS = 120
 CASE_TIMEOUT_SECONDS = 120
-PUSH_BATCH_LINES = 5000
-LOKI_READY_TIMEOUT_SECONDS = 60
 SECTION = "## Root-cause accuracy (signal scan)"
 DOC_INTRO = """\
 `bench/rca_accuracy.py PACK_DIR` replays each incident of a case pack
@@ -77,17 +69,21 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     pack_dir = args.pack.resolve()
-    pack = json.loads((pack_dir / "pack.json").read_text())
-    cases = [json.loads(line) for line in (pack_dir / "cases.jsonl").read_text().splitlines()]
+    pack, cases = case_pack.load(pack_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f"rca-{pack['name']}-"))
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if not args.keep:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-        prometheus_url = start_prometheus(stack, pack_dir, tmp)
+        prometheus_url = case_pack.start_prometheus(stack, pack_dir, tmp)
         loki_url = None
-        if "logs" in pack.get("modalities", []):
-            loki_url = start_logs(stack, pack_dir / "logs.jsonl.gz", args.loki_url)
+        if case_pack.has_logs(pack):
+            log(
+                f"pushing logs to {args.loki_url} ..."
+                if args.loki_url
+                else "serving logs with bench/loki_stub.py ..."
+            )
+            loki_url = case_pack.start_logs(stack, pack_dir, args.loki_url)
         rootline = start_rootline(stack, tmp, prometheus_url, loki_url)
         results = investigate(rootline, cases)
     elapsed = time.monotonic() - started
@@ -101,73 +97,6 @@ def main():
         f"AC@1={summary['ac'][0]:.2f} AC@3={summary['ac'][2]:.2f} "
         f"Avg@5={summary['avg5']:.2f} cases={len(results)}"
     )
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def start_prometheus(stack, pack_dir, tmp):
-    """Backfill the pack's metrics and serve them; returns the URL."""
-    om = tmp / "metrics.om"
-    with gzip.open(pack_dir / "metrics.om.gz", "rb") as source, om.open("wb") as target:
-        shutil.copyfileobj(source, target)
-    log("backfilling metrics with promtool ...")
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(tmp / "tsdb")],
-        check=True,
-        capture_output=True,
-    )
-    om.unlink()
-    config = tmp / "prometheus.yml"
-    config.write_text("global:\n  evaluation_interval: 1m\n")
-    port = free_port()
-    process = spawn(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        tmp / "prometheus.log",
-    )
-    stack.callback(stop, process)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/-/ready", process, "prometheus")
-    return url
-
-
-def start_logs(stack, path, loki_url):
-    if loki_url is None:
-        log("serving logs with bench/loki_stub.py ...")
-        server = stack.enter_context(serve(LogStore.from_jsonl_gz(path)))
-        return server.url
-    log(f"pushing logs to {loki_url} ...")
-    push_logs(path, loki_url.rstrip("/"))
-    return loki_url.rstrip("/")
-
-
-def push_logs(path, loki_url):
-    """Push the pack's log lines to a Loki (it must accept old samples)."""
-    streams = defaultdict(list)
-    with gzip.open(path, "rt") as lines:
-        for line in lines:
-            entry = json.loads(line)
-            streams[json.dumps(entry["labels"], sort_keys=True)].append(
-                [entry["ts_ns"], entry["line"]]
-            )
-    batch, size = [], 0
-    for labels, values in streams.items():
-        for start in range(0, len(values), PUSH_BATCH_LINES):
-            chunk = values[start : start + PUSH_BATCH_LINES]
-            batch.append({"stream": json.loads(labels), "values": chunk})
-            size += len(chunk)
-            if size >= PUSH_BATCH_LINES:
-                post_json(f"{loki_url}/loki/api/v1/push", {"streams": batch})
-                batch, size = [], 0
-    if batch:
-        post_json(f"{loki_url}/loki/api/v1/push", {"streams": batch})
 
 
 def start_rootline(stack, tmp, prometheus_url, loki_url):
@@ -184,21 +113,7 @@ def start_rootline(stack, tmp, prometheus_url, loki_url):
         "ROOTLINE_LOG_LEVEL": "WARNING",
         "ANTHROPIC_API_KEY": "",
     }
-    manage = [sys.executable, "manage.py"]
-    for command in (["migrate", "--noinput", "-v0"], ["setup_rootline"]):
-        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True)
-    token = (
-        subprocess.run(
-            [*manage, "create_api_token", "admin"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    token = case_pack.prepare_database(env)
     port = free_port()
     web = spawn(
         [str(VENV_BIN / "gunicorn"), "rca_site.wsgi", "--bind", f"127.0.0.1:{port}"],
@@ -206,7 +121,7 @@ def start_rootline(stack, tmp, prometheus_url, loki_url):
         env=env,
     )
     stack.callback(stop, web)
-    worker = spawn([*manage, "qcluster"], tmp / "qcluster.log", env=env)
+    worker = spawn([sys.executable, "manage.py", "qcluster"], tmp / "qcluster.log", env=env)
     stack.callback(stop, worker)
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/healthz", web, "gunicorn")
@@ -217,27 +132,18 @@ def investigate(rootline, cases):
     """Post every case's alert, wait for its investigation; one result per case."""
     url, token = rootline
     for case in cases:
-        body = {
-            "receiver": "rootline",
-            "status": "firing",
-            "alerts": [case["alert"]],
-            "groupLabels": {"case": case["id"]},
-            "commonLabels": case["alert"]["labels"],
-            "commonAnnotations": case["alert"]["annotations"],
-            "externalURL": "http://alertmanager.bench:9093",
-            "version": "4",
-            "groupKey": f'{{}}:{{case="{case["id"]}"}}',
-            "truncatedAlerts": 0,
-        }
-        answer = post_json(
-            f"{url}/webhooks/alertmanager", body, headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        if answer.get("investigations_queued") != 1:
-            raise SystemExit(f"case {case['id']}: the webhook answered {answer}")
+        case_pack.post_alert(url, TOKEN, case)
     log(f"{len(cases)} alerts posted; waiting for the investigations ...")
     results = []
     for n, case in enumerate(cases, 1):
-        investigation = wait_for_investigation(url, token, case)
+        investigation = case_pack.wait_until_finished(
+            url,
+            token,
+            case_pack.investigation_of(url, token, case, CASE_TIMEOUT_SECONDS),
+            CASE_TIMEOUT_SECONDS,
+        )
+        if investigation["status"] != "completed":
+            raise SystemExit(f"case {case['id']}: {investigation['error']}")
         ranked = [s["service"] for s in investigation["suspects"]]
         seconds = (
             parse_time(investigation["finished_at"]) - parse_time(investigation["started_at"])
@@ -246,24 +152,6 @@ def investigate(rootline, cases):
         hit = "hit" if ranked[:1] == [case["truth"]["service"]] else "miss"
         log(f"  {n}/{len(cases)} {case['id']}: {hit} {ranked[:3]} ({seconds:.1f} s)")
     return results
-
-
-def wait_for_investigation(url, token, case):
-    headers = {"Authorization": f"Bearer {token}"}
-    deadline = time.monotonic() + CASE_TIMEOUT_SECONDS
-    fingerprint = case["alert"]["fingerprint"]
-    while time.monotonic() < deadline:
-        alerts = get_json(f"{url}/api/v1/alerts?fingerprint={fingerprint}", headers)["items"]
-        if alerts and alerts[0].get("investigation"):
-            investigation = get_json(
-                f"{url}/api/v1/investigations/{alerts[0]['investigation']}", headers
-            )
-            if investigation["status"] in ("completed", "failed", "cancelled"):
-                if investigation["status"] != "completed":
-                    raise SystemExit(f"case {case['id']}: {investigation['error']}")
-                return investigation
-        time.sleep(0.5)
-    raise SystemExit(f"case {case['id']}: no finished investigation in {CASE_TIMEOUT_SECONDS}s")
 
 
 def score(results):
@@ -322,56 +210,6 @@ def describe(pack, args, summary, results, elapsed, with_logs):
 def write_doc(name, section):
     """Replace this pack's subsection of the accuracy section, keeping everything else."""
     replace_subsections(DOC_PATH, SECTION, DOC_INTRO, {name: section.strip() + "\n"}, sorted)
-
-
-def spawn(args, log_path, env=None):
-    with open(log_path, "wb") as output:
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def wait_for(url, process, name):
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-            if answer.status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{name} did not answer {url} within {START_TIMEOUT_SECONDS}s")
-
-
-def post_json(url, body, headers=None):
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            text = answer.read()
-    except urllib.error.HTTPError as e:
-        raise SystemExit(f"POST {url}: {e.code} {e.read()[:500]!r}") from None
-    return json.loads(text) if text.strip() else {}
-
-
-def get_json(url, headers):
-    request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-def parse_time(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 if __name__ == "__main__":

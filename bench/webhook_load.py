@@ -8,6 +8,7 @@ Everything it starts (gunicorn, sender processes) is stopped on exit, Ctrl-C inc
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -328,13 +329,17 @@ def start_server(env, workers, port, log):
 
 
 def stop(server):
+    """SIGTERM to the server alone, so that it stops its own children in order (SIGTERM to
+    its whole group can leave qcluster waiting for ever on a child that died first), then
+    SIGKILL to whatever is left of its process group once it has exited, or after
+    STOP_TIMEOUT_SECONDS."""
     if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
+        server.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    with contextlib.suppress(ProcessLookupError):  # nothing of the group is left
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 def measure(db, url, server, phase, templates, processes):
