@@ -234,12 +234,18 @@ async def investigate(
 
 def briefing(context, suspects, signals_summary, asked=""):
     """The lead's first message: the question it was `asked` (an investigation opened
-    without an alert), what the scan knows; redacted."""
+    without an alert), what the scan knows; redacted.
+
+    It quotes no log text. Whoever can write a log line writes the scan's log templates,
+    so they may carry instructions aimed at the model; log text reaches a model only as a
+    tool result, the channel it is told holds data, never as the user's own words. The
+    log evidence keeps its counts; the analysts read the lines with their tools.
+    """
     top = [
         {
             "service": s["service"],
             "score": s["score"],
-            "evidence": s.get("evidence", [])[:3],
+            "evidence": [without_log_text(e) for e in s.get("evidence", [])[:3]],
         }
         for s in suspects[:5]
     ]
@@ -262,3 +268,10 @@ def briefing(context, suspects, signals_summary, asked=""):
         f"Signal scan: {signals_summary}\nRanked suspects:\n{json.dumps(top, indent=1)}"
     )
     return redact(text).text
+
+
+def without_log_text(evidence):
+    """A suspect's evidence item without the log lines' own words (their templates)."""
+    if evidence.get("kind") != "logs":
+        return evidence
+    return {key: value for key, value in evidence.items() if key != "templates"}
