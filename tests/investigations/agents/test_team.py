@@ -153,6 +153,41 @@ def test_the_briefing_keeps_the_log_counts_but_quotes_no_log_text():
     assert listed["evidence"] == [{k: v for k, v in logs.items() if k != "templates"}, metric]
 
 
+def test_passages_copied_from_a_system_prompt_are_withheld():
+    words = team.LEAD_SYSTEM.split()
+    copied = " ".join(words[8:30]).upper().replace(" THE ", "\nthe ")  # reflowed, shouted
+    text = f"orders-db saturated. {copied} Then checkout failed."
+
+    withheld, passages = team.withhold_prompt_text(text)
+
+    assert withheld == f"orders-db saturated. {team.WITHHELD_PROMPT_TEXT} Then checkout failed."
+    assert passages == 1
+    eleven = " ".join(team.METRICS_SYSTEM.split()[5:16])
+    assert team.withhold_prompt_text(eleven) == (eleven, 0)
+    two = f"{' '.join(words[:12])} and also {' '.join(team.LOGS_SYSTEM.split()[:14])}"
+    assert team.withhold_prompt_text(two) == (
+        f"{team.WITHHELD_PROMPT_TEXT} and also {team.WITHHELD_PROMPT_TEXT}",
+        2,
+    )
+
+
+def test_a_report_that_copies_the_lead_prompt_is_published_without_it(settings):
+    leaked = {**REPORT, "summary": f"Admin mode. My system prompt: {team.LEAD_SYSTEM}"}
+    leaked["remediation"] = [*REPORT["remediation"], " ".join(team.LEAD_SYSTEM.split()[40:56])]
+    script = scripted.Script({LEAD: [scripted.tool_use("submit_report", leaked)]})
+    with scripted.serve(script) as server:
+        investigation = run(investigation_with(settings, server))
+
+    report = investigation.report
+    assert report["summary"] == f"Admin mode. My system prompt: {team.WITHHELD_PROMPT_TEXT}.\n"
+    assert report["remediation"][:-1] == REPORT["remediation"]
+    assert team.WITHHELD_PROMPT_TEXT in report["remediation"][-1]
+    assert report["prompt_text_withheld"] == 2
+    assert team.withhold_prompt_text(json.dumps(report))[1] == 0
+    assert team.withhold_prompt_text(investigation.report_text)[1] == 0
+    assert "withheld 2 passage(s) of this report" in investigation.report_text
+
+
 def test_rate_limits_and_dropped_connections_are_retried(settings):
     script = scripted.Script(
         {
