@@ -219,14 +219,18 @@ def test_a_firing_rule_ends_in_the_agents_report_and_its_resolution_is_recorded(
         html = page.content.decode()
         assert f"orders-db: {ROOT_CAUSE}" in html
         _, token = ApiToken.issue(user, name="e2e")
-        api = httpx.Client(
-            base_url=f"{live_server.url}/api/v1", headers={"Authorization": f"Bearer {token}"}
+        # A kept-alive connection would keep a server thread, and its database session.
+        api = running.enter_context(
+            httpx.Client(
+                base_url=f"{live_server.url}/api/v1",
+                headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+            )
         )
         detail = api.get(f"/investigations/{investigation.pk}")
+        published = api.get(f"/investigations/{investigation.pk}/report")
         assert detail.status_code == 200, detail.text
         assert detail.json()["status"] == "completed"
         assert detail.json()["report"]["root_cause"]["service"] == "orders-db"
-        published = api.get(f"/investigations/{investigation.pk}/report")
         assert published.status_code == 200, published.text
         assert f"**Root cause:** orders-db: {ROOT_CAUSE}" in published.json()["markdown"]
 
