@@ -223,7 +223,7 @@ def log_entries(outage):
         if n % 3 == 0:
             log("orders-db", t + 11, f"LOG:  checkpoint complete: wrote {100 + n % 50} buffers")
     refusing_from = outage.saturation_from + SATURATION_LEAD_SECONDS * 2 / 3
-    for t in _every(refusing_from, end, 1):
+    for t in _every(refusing_from, end, 0.5):
         log("orders-db", t, "FATAL:  sorry, too many clients already")
     secrets_at = refusing_from + 5
     for service, line in SECRET_LINES:
@@ -231,7 +231,7 @@ def log_entries(outage):
             log(service, secrets_at, line)
             secrets_at += 1
     if outage.failing_since is not None:
-        for t in _every(outage.failing_since, end, 0.25):
+        for t in _every(outage.failing_since, end, 1):
             log(
                 "checkout",
                 t,

@@ -41,7 +41,7 @@ from tests.e2e.scenario import (
     log_entries,
 )
 from tests.investigations.agents.scripts import LEAD, LOGS, METRICS
-from tests.processes import free_port, wait_until
+from tests.processes import wait_until
 from tests.realprometheus import running_prometheus
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -142,12 +142,12 @@ def test_a_firing_rule_ends_in_the_agents_report_and_its_resolution_is_recorded(
     alertmanager, start_qcluster, live_server, client, tmp_path
 ):
     outage = Outage(history_end=time.time())
-    loki_port = free_port()
     (tmp_path / "prometheus").mkdir()
     prometheus_log = tmp_path / "prometheus" / "prometheus.log"
     with contextlib.ExitStack() as running:
         exporter = running.enter_context(ScenarioExporter(outage).start())
         model = running.enter_context(scripted.serve(team_script()))
+        loki = running.enter_context(loki_stub.serve(loki_stub.LogStore(log_entries(outage))))
         prometheus_url = running.enter_context(
             running_prometheus(
                 history(outage, exporter.target_labels),
@@ -158,7 +158,7 @@ def test_a_firing_rule_ends_in_the_agents_report_and_its_resolution_is_recorded(
         )
         worker = start_qcluster(
             ROOTLINE_PROMETHEUS_URL=prometheus_url,
-            ROOTLINE_LOKI_URL=f"http://127.0.0.1:{loki_port}",
+            ROOTLINE_LOKI_URL=loki.url,
             ANTHROPIC_API_KEY="test-key",
             ANTHROPIC_BASE_URL=model.url,
         )
@@ -169,12 +169,9 @@ def test_a_firing_rule_ends_in_the_agents_report_and_its_resolution_is_recorded(
         wait_until(
             lambda: exporter.scrapes >= 2, DEADLINE_SECONDS, lambda: "no scrape" + describe()
         )
-        # checkout fails now; the log lines of that story are served from this moment on,
-        # at the address the worker was given.
+        # checkout fails now, and from now on logs it.
         failing_since = outage.fail_checkout()
-        running.enter_context(
-            loki_stub.serve(loki_stub.LogStore(log_entries(outage)), port=loki_port)
-        )
+        loki.store = loki_stub.LogStore(log_entries(outage))
 
         alert = wait_until(Alert.objects.first, DEADLINE_SECONDS, lambda: "no alert" + describe())
         investigation = wait_until(
