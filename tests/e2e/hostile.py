@@ -88,6 +88,7 @@ TOOLS_BY_AGENT = {
     LOGS: [t.name for t in [*toolbox.LOG_TOOLS, *toolbox.CONTEXT_TOOLS]],
     METRICS: [t.name for t in [*toolbox.METRIC_TOOLS, *toolbox.CONTEXT_TOOLS]],
 }
+DATABASE_MODULES = ("django.db", "django.utils.connection")
 TOOL_MODULES = {
     "investigations.tools.context",
     "investigations.tools.logs",
@@ -178,9 +179,13 @@ def tool_implementation_problems():
     for name in sorted(TOOL_MODULES):
         module = importlib.import_module(name)
         for attribute, value in vars(module).items():
-            origin = getattr(value, "__module__", None) or getattr(value, "__name__", "")
-            if origin.startswith("django.db") or origin.endswith(".models"):
-                problems.append(f"{name}.{attribute} comes from {origin}")
+            origins = {
+                getattr(value, "__module__", None) or getattr(value, "__name__", ""),
+                type(value).__module__,  # an instance: django.db's `connection`, `transaction`
+            }
+            for origin in origins:
+                if origin.startswith(DATABASE_MODULES) or origin.endswith(".models"):
+                    problems.append(f"{name}.{attribute} comes from {origin}")
     # Every tool reaches its backend through Backend, whose HTTP client only GETs.
     calls = set(re.findall(r"self\._http\.(\w+)", inspect.getsource(Backend)))
     if calls - {"get", "aclose"}:
