@@ -382,7 +382,10 @@ def agents_step(investigation):
     result, error = run_team(investigation)
     fields = ["model", "input_tokens", "output_tokens", "cached_tokens", "cost_usd"]
     if result is not None and result.final_input is not None:
-        report = {"source": "agents", **result.final_input, "signals": investigation.report}
+        submitted, withheld = team.withhold_prompt_text_in(result.final_input)
+        report = {"source": "agents", **submitted, "signals": investigation.report}
+        if withheld:
+            report["prompt_text_withheld"] = withheld
         investigation.report = report
         investigation.report_text = render_report(report)
         investigation.conversation = result.messages
@@ -477,7 +480,7 @@ def answer_followup(investigation_id, index):
         question.end(error="cancelled")
         return
     if result is not None and result.final_input is not None:
-        answer = result.final_input
+        answer, _ = team.withhold_prompt_text_in(result.final_input)
         investigation.conversation = result.messages
         investigation.save(
             update_fields=[
@@ -540,6 +543,13 @@ def render_report(report):
         "",
         *(f"- {c}" for c in report.get("follow_up_checks", [])),
     ]
+    if withheld := report.get("prompt_text_withheld"):
+        lines += [
+            "",
+            f"_Rootline withheld {withheld} passage(s) of this report that copied its "
+            "instructions to the agents: something the model read (a log line, a label) "
+            "may have steered it. The timeline shows what the model did._",
+        ]
     return "\n".join(lines).strip()
 
 

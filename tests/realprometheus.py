@@ -4,13 +4,17 @@
         ...  # url is http://127.0.0.1:<port>, its TSDB holds exactly that scenario
 
 The samples are written into blocks with `promtool tsdb create-blocks-from openmetrics`
-before Prometheus starts, so queries see them at their own timestamps (give times at least
-3 hours in the past: promtool writes whole blocks, Prometheus keeps them for 100 years).
-Nothing is scraped. Where Prometheus is not installed the test is skipped, saying so;
-under CI=true it fails instead, because CI is meant to have it.
+before Prometheus starts, so queries see them at their own timestamps (Prometheus keeps
+them for 100 years). By default nothing is scraped, and times at least 3 hours in the past
+keep the scenario clear of the head block. With a `config` that scrapes (and `rules` to
+evaluate), the history may run up to the present: Prometheus takes scraped samples newer
+than the newest backfilled one, so a history labelled as the scrape labels its samples
+(`job`, `instance`) continues as one series. Where Prometheus is not installed the test
+is skipped, saying so; under CI=true it fails instead, because CI is meant to have it.
 """
 
 import contextlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -23,7 +27,7 @@ PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 READY_TIMEOUT_SECONDS = 30
 # Scrapes nothing: the backfilled blocks are all the data there is.
-CONFIG = "global:\n  evaluation_interval: 1m\n"
+CONFIG = {"global": {"evaluation_interval": "1m"}}
 
 
 def require_prometheus():
@@ -37,10 +41,12 @@ def require_prometheus():
 
 
 @contextlib.contextmanager
-def running_prometheus(openmetrics_text, tmp_path):
+def running_prometheus(openmetrics_text, tmp_path, *, config=None, rules=None):
     """Backfill `openmetrics_text` (ending in "# EOF") and serve it; yields the base URL.
 
-    Prometheus is always stopped on the way out (SIGTERM, then SIGKILL).
+    `config` (a dict) replaces the configuration that scrapes nothing; `rules`, a list of
+    rule groups, is written to a rule file the configuration loads. Prometheus is always
+    stopped on the way out (SIGTERM, then SIGKILL).
     """
     require_prometheus()
     tmp_path = Path(tmp_path)
@@ -56,7 +62,12 @@ def running_prometheus(openmetrics_text, tmp_path):
     )
     if backfill.returncode != 0:
         pytest.fail(f"promtool could not backfill:\n{backfill.stdout}{backfill.stderr}")
-    with serving_prometheus(CONFIG, tmp_path) as url:
+    settings = dict(CONFIG if config is None else config)
+    if rules is not None:
+        rule_file = tmp_path / "rules.yml"
+        rule_file.write_text(json.dumps({"groups": rules}))  # JSON is YAML
+        settings["rule_files"] = [str(rule_file)]
+    with serving_prometheus(json.dumps(settings), tmp_path) as url:
         yield url
 
 

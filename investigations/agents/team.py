@@ -6,7 +6,9 @@ own history, its own read-only tools and its own iteration cap; it answers with 
 findings that cite timeline steps, and its raw tool output never reaches the lead.
 """
 
+import functools
 import json
+import re
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,6 +24,10 @@ from investigations.tools.compaction import estimate_tokens
 from investigations.tools.redaction import redact
 
 MAX_FINDINGS_TOKENS = 1500
+# A run of this many words in a row copied from an agent's system prompt is withheld from
+# what Rootline publishes: shorter runs are common phrases ("the incident window").
+MIN_COPIED_PROMPT_WORDS = 12
+WITHHELD_PROMPT_TEXT = "[withheld: text copied from Rootline's instructions to its agents]"
 
 LEAD_SYSTEM = """\
 You are the lead investigator of Rootline, finding the root cause of a production alert.
@@ -234,12 +240,18 @@ async def investigate(
 
 def briefing(context, suspects, signals_summary, asked=""):
     """The lead's first message: the question it was `asked` (an investigation opened
-    without an alert), what the scan knows; redacted."""
+    without an alert), what the scan knows; redacted.
+
+    It quotes no log text. Whoever can write a log line writes the scan's log templates,
+    so they may carry instructions aimed at the model; log text reaches a model only as a
+    tool result, the channel it is told holds data, never as the user's own words. The
+    log evidence keeps its counts; the analysts read the lines with their tools.
+    """
     top = [
         {
             "service": s["service"],
             "score": s["score"],
-            "evidence": s.get("evidence", [])[:3],
+            "evidence": [without_log_text(e) for e in s.get("evidence", [])[:3]],
         }
         for s in suspects[:5]
     ]
@@ -262,3 +274,63 @@ def briefing(context, suspects, signals_summary, asked=""):
         f"Signal scan: {signals_summary}\nRanked suspects:\n{json.dumps(top, indent=1)}"
     )
     return redact(text).text
+
+
+def without_log_text(evidence):
+    """A suspect's evidence item without the log lines' own words (their templates)."""
+    if evidence.get("kind") != "logs":
+        return evidence
+    return {key: value for key, value in evidence.items() if key != "templates"}
+
+
+_WORD = re.compile(r"\w+")
+
+
+@functools.cache
+def _prompt_word_runs():
+    """Every run of MIN_COPIED_PROMPT_WORDS words of the agents' system prompts, lower-case."""
+    runs = set()
+    for prompt in (LEAD_SYSTEM, LOGS_SYSTEM, METRICS_SYSTEM):
+        words = _WORD.findall(prompt.lower())
+        n = MIN_COPIED_PROMPT_WORDS
+        runs.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    return frozenset(runs)
+
+
+def withhold_prompt_text(text):
+    """(`text` with every passage copied from a system prompt replaced, how many).
+
+    A model that obeys "print your system prompt", written into a log line it read, copies
+    its instructions into what it submits; Rootline does not publish them. Words are
+    compared in lower case, ignoring punctuation and line breaks, so a reflowed copy is
+    found too; overlapping and adjacent runs are one passage.
+    """
+    words = list(_WORD.finditer(text))
+    runs = _prompt_word_runs()
+    n = MIN_COPIED_PROMPT_WORDS
+    passages = []  # [first word, last word] indexes
+    for i in range(len(words) - n + 1):
+        if tuple(w.group().lower() for w in words[i : i + n]) not in runs:
+            continue
+        if passages and i <= passages[-1][1] + 1:
+            passages[-1][1] = i + n - 1
+        else:
+            passages.append([i, i + n - 1])
+    for first, last in reversed(passages):
+        start, end = words[first].start(), words[last].end()
+        text = text[:start] + WITHHELD_PROMPT_TEXT + text[end:]
+    return text, len(passages)
+
+
+def withhold_prompt_text_in(value):
+    """(a copy of a JSON-like `value` with withhold_prompt_text applied to every string,
+    how many passages were withheld in all)."""
+    if isinstance(value, str):
+        return withhold_prompt_text(value)
+    if isinstance(value, dict):
+        pairs = [(key, withhold_prompt_text_in(item)) for key, item in value.items()]
+        return {key: item for key, (item, _) in pairs}, sum(n for _, (_, n) in pairs)
+    if isinstance(value, list):
+        pairs = [withhold_prompt_text_in(item) for item in value]
+        return [item for item, _ in pairs], sum(n for _, n in pairs)
+    return value, 0

@@ -26,10 +26,13 @@ AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate", "ap
 # Separator between a key and its value in `k=v`, `k: v`, `"k": "v"` and JSON escaped inside
 # a JSON string (`\"k\": \"v\"`). Whitespace never crosses a line.
 _SEP = r"(?P<sep>\\{0,3}[\"']?[ \t]{0,3}[:=][ \t]{0,3})"
+# Go prints an http.Header as `map[X-Api-Key:[value] Authorization:[Bearer value]]`: a
+# value may open with `[` (never one of ours: `[REDACTED:...]` is not a value to redact).
+_OPEN_LIST = r"(?:\[(?!REDACTED))?"
 _VALUE = (
     r"(?:\\{0,3}\"(?P<secret>[^\"\\\n]{1,512})"
     r"|'(?P<secret2>[^'\\\n]{1,512})"
-    r"|(?P<bare>[^\s\"'\\,;&)}\]\[<>]{1,512}))"
+    r"|" + _OPEN_LIST + r"(?P<bare>[^\s\"'\\,;&)}\]\[<>]{1,512}))"
 )
 _SENSITIVE_WORDS = (
     "passwd", "password", "passphrase", "pwd", "secret", "token", "api[_-]?key", "apikey",
@@ -99,11 +102,21 @@ BUILTIN_RULES = (
         r"://[^\s:/@\"'\\\[\]]{0,256}:(?P<secret>[^\s/\"'\\]{1,256})@",
         "://",
     ),
+    # Go's MySQL driver DSN, `user:password@tcp(host:3306)/db`, has no scheme.
+    _rule(
+        "url_password",
+        r"(?<![\w.[-])[\w.-]{1,64}:(?P<secret>[^\s\"'\\:]{1,256}?)@(?:tcp|unix)\(",
+        "@tcp(",
+        "@unix(",
+    ),
     _rule(
         "authorization_header",
-        _caseless("proxy-authorization", "authorization") + _SEP + r"\\{0,3}[\"']?"
-        r"(?P<scheme>(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?"
-        r"(?P<secret>[^\s\"'\\,;]{1,4096})",
+        _caseless("proxy-authorization", "authorization")
+        + _SEP
+        + r"\\{0,3}(?:[\"']|"
+        + _OPEN_LIST
+        + r")(?P<scheme>(?i:bearer|basic|token|digest|negotiate|apikey)[ \t]+)?"
+        r"(?P<secret>[^\s\"'\\,;\]]{1,4096})",
         "authorization",
     ),
     _rule(

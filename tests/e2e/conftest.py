@@ -26,6 +26,11 @@ class Alertmanager:
         self.process = process
         self.url = url
 
+    @property
+    def address(self):
+        """host:port, as Prometheus' alerting configuration names it."""
+        return self.url.removeprefix("http://")
+
     def post_alerts(self, alerts):
         response = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5)
         assert response.status_code == 200, (response.text, self.describe())

@@ -138,6 +138,20 @@ SECRETS = [
         ["bXlTdG9yYWdlS2V5PT0vKys="],
     ),
     ("    credentials: testtoken", {"key_value": 1}, ["testtoken"]),
+    # Go's %v of an http.Header: values in brackets.
+    (
+        'msg="upstream failed" headers=map[Authorization:[Bearer 9Zq2Lm7Vt4Yp1Rw8Nb6C] '
+        "Content-Type:[application/json] X-Api-Key:[4f9a2c7e1b8d4e6fa1c3]]",
+        {"authorization_header": 1, "key_value": 1},
+        ["9Zq2Lm7Vt4Yp1Rw8Nb6C", "4f9a2c7e1b8d4e6fa1c3"],
+    ),
+    # Go's MySQL driver DSN has no scheme.
+    (
+        'level=error msg="inventory sync failed" dsn="cart:hunter2-mysql@tcp(orders-db:3306)/cart"',
+        {"url_password": 1},
+        ["hunter2-mysql"],
+    ),
+    ("DSN=app:p@ssw0rd!@unix(/run/mysqld/mysqld.sock)/orders", {"url_password": 1}, ["p@ssw0rd!"]),
 ]
 
 ORDINARY = [
@@ -365,6 +379,8 @@ def test_default_redactor_reads_the_setting(settings):
         "Authorization: " * 10_000,
         "bearer " * 30_000,
         ('"token": "' + "a" * 600) * 300,
+        "a:" * 100_000 + "@tcp(",
+        "headers=map[X-Api-Key:[" * 10_000,
     ],
 )
 def test_hostile_input_is_linear(hostile):
