@@ -39,6 +39,17 @@ def markdown(text):
     return mark_safe(clean)  # noqa: S308 (sanitised by nh3 just above)
 
 
+MARKDOWN_MARKERS = re.compile(r"(^|\s)#{1,6}\s|\*\*|`")
+
+
+@register.filter
+def gist(text, length=140):
+    """`text` in one line without Markdown's headings, bold and code marks, for a
+    summary; still plain text (the template escapes it)."""
+    line = " ".join(MARKDOWN_MARKERS.sub(r"\1", text or "").split())
+    return line if len(line) <= length else line[: length - 1] + "…"
+
+
 @register.filter
 def seconds(duration):
     """A timedelta as "42 s" or "3 min 5 s"."""

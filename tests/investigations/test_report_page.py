@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from investigations.runner import render_report
-from investigations.templatetags.reports import markdown
+from investigations.templatetags.reports import gist, markdown
 from tests.factories import REPORT, make_alert, make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +69,11 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
     page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
     assert "Signals-only report" in page and "ANTHROPIC_API_KEY" in page
     assert '<a href="#step-3">step 3</a>' in page
+
+
+def test_a_steps_gist_is_one_line_without_markdown_marks():
+    text = "The scan found **orders-db** first.\n### Next steps\n- check `pg_stat`"
+
+    assert gist(text) == "The scan found orders-db first. Next steps - check pg_stat"
+    assert gist("x" * 200, 10) == "x" * 9 + "…"
+    assert gist("<b>#tag</b>") == "<b>#tag</b>"  # not Markdown: left for the template to escape
