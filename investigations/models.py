@@ -176,17 +176,36 @@ class Investigation(models.Model):
         """Take the investigation for this worker; False when another worker has it.
 
         A queued investigation can be claimed, and so can one left `running` past the
-        task timeout by a worker that died (django-q2 re-delivers its task).
+        task timeout by a worker that died (django-q2 re-delivers its task), while it has
+        attempts left: django-q2 counts only attempts that returned, so the task of a
+        worker killed every time comes back for ever, and only this count stops it.
         """
         now = timezone.now()
         stale = now - settings.ROOTLINE_INVESTIGATION_TIMEOUT
         claimed = Investigation.objects.filter(
-            Q(status=self.Status.QUEUED) | Q(status=self.Status.RUNNING, started_at__lt=stale),
+            Q(status=self.Status.QUEUED)
+            | Q(
+                status=self.Status.RUNNING,
+                started_at__lt=stale,
+                attempts__lt=settings.Q_CLUSTER["max_attempts"],
+            ),
             pk=self.pk,
         ).update(status=self.Status.RUNNING, started_at=now, attempts=models.F("attempts") + 1)
         if claimed == 1:
             self.refresh_from_db()
         return claimed == 1
+
+    def abandoned_on_last_attempt(self):
+        """Left `running` past the task timeout with no attempt left: its worker died
+        (or hung and was stopped) and no other worker may take it over."""
+        self.refresh_from_db(fields=["status", "started_at", "attempts"])
+        stale = timezone.now() - settings.ROOTLINE_INVESTIGATION_TIMEOUT
+        return (
+            self.status == self.Status.RUNNING
+            and self.started_at is not None
+            and self.started_at < stale
+            and self.attempts >= settings.Q_CLUSTER["max_attempts"]
+        )
 
     def finish(self, status, error=""):
         """End a running investigation; one cancelled meanwhile stays cancelled."""

@@ -56,7 +56,12 @@ def run(investigation_id):
         log.warning("investigation %s no longer exists; nothing to run", investigation_id)
         return
     if not investigation.claim():
-        log.info("investigation %s is %s; not running it", investigation_id, investigation.status)
+        if investigation.abandoned_on_last_attempt():
+            give_up(investigation)
+        else:
+            log.info(
+                "investigation %s is %s; not running it", investigation_id, investigation.status
+            )
         return
     try:
         scope = scope_step(investigation)
@@ -563,7 +568,8 @@ def sweep_stale(now=None):
 
     A worker that is killed or hangs leaves its investigation `running`. django-q2 hands
     an unacknowledged task to another worker after its retry time, and the claim takes the
-    investigation over (refreshing started_at); but a task django-q2 killed at its timeout
+    investigation over (refreshing started_at) while it has attempts left, or `run` ends it
+    failed (give_up) when it has none; but a task django-q2 killed at its timeout
     is acknowledged as failed and never comes back. So an investigation still `running`
     once timeout + retry grace have passed since its start has no worker: it is queued
     again while attempts remain, else it ends `failed`, saying why.
@@ -586,12 +592,18 @@ def sweep_stale(now=None):
                     investigation.enqueue()
             log.warning("investigation %s had no worker; queued again", investigation.pk)
         else:
-            reason = (
-                f"no worker finished it: attempt {investigation.attempts} of {attempts} "
-                f"stopped (its worker was killed, or ran over ROOTLINE_INVESTIGATION_TIMEOUT="
-                f"{timeout}) and it is not retried"
-            )
-            investigation.finish(Investigation.Status.FAILED, error=reason)
-            log.warning("investigation %s: %s", investigation.pk, reason)
+            give_up(investigation)
         swept += 1
     return swept
+
+
+def give_up(investigation):
+    """End an investigation whose last attempt's worker died or hung: failed, saying why."""
+    reason = (
+        f"no worker finished it: attempt {investigation.attempts} of "
+        f"{settings.Q_CLUSTER['max_attempts']} stopped (its worker was killed, or ran over "
+        f"ROOTLINE_INVESTIGATION_TIMEOUT={settings.ROOTLINE_INVESTIGATION_TIMEOUT}) and it "
+        "is not retried"
+    )
+    investigation.finish(Investigation.Status.FAILED, error=reason)
+    log.warning("investigation %s: %s", investigation.pk, reason)

@@ -82,6 +82,24 @@ def test_an_investigation_left_running_past_the_timeout_by_a_dead_worker_is_run_
     assert investigation.attempts == 2
 
 
+def test_an_investigation_left_running_on_its_last_attempt_is_failed_not_run(settings):
+    # django-q2 re-delivers the task of a killed worker however often it was killed.
+    investigation = make_investigation(make_alert())
+    investigation.claim()
+    Investigation.objects.update(
+        attempts=settings.Q_CLUSTER["max_attempts"],
+        started_at=timezone.now() - settings.ROOTLINE_INVESTIGATION_TIMEOUT - timedelta(seconds=1),
+    )
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "failed"
+    assert investigation.attempts == settings.Q_CLUSTER["max_attempts"]
+    assert "attempt 2 of 2 stopped" in investigation.error
+    assert ToolCall.objects.count() == 0
+
+
 def test_a_failing_step_fails_the_investigation_with_the_reason():
     investigation = make_investigation()  # no alerts: nothing to scope
 
