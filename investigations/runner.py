@@ -312,11 +312,28 @@ def report_step(investigation, scope, suspects, unchecked, evidence_steps=None):
     investigation.save(update_fields=["report", "report_text"])
 
 
+async def _write(function, *args, **kwargs):
+    """Run one timeline write to its end, even if the agent awaiting it is cancelled
+    meanwhile (a sibling analyst failed): cancelling the await of a write still queued
+    for the database thread drops the write, and its step would stay `running` for ever.
+    Returns (the write's result, whether the agent was cancelled meanwhile)."""
+    write = asyncio.ensure_future(sync_to_async(function)(*args, **kwargs))
+    cancelled = False
+    while not write.done():
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            cancelled = True
+    return write.result(), cancelled
+
+
 class TimelineRecorder:
     """Writes the agents' turns and tool calls as ToolCall rows as they start and end.
 
     Called from the agents' event loop; each write runs in one thread set aside for the
     database (sync_to_async, thread-sensitive), so the timeline's sequence stays ordered.
+    A write always completes; a cancelled agent is told so (CancelledError) after it, and
+    a step started as its agent was cancelled is ended at once.
     """
 
     def __init__(self, investigation):
@@ -329,14 +346,26 @@ class TimelineRecorder:
             ).exists
         )()
 
-    async def turn_started(self, agent, parent, iteration):
-        return await sync_to_async(ToolCall.start)(
-            self.investigation, agent, "llm_turn", {"iteration": iteration}, parent=parent
+    async def _started(self, agent, tool, tool_input, parent):
+        call, cancelled = await _write(
+            ToolCall.start, self.investigation, agent, tool, tool_input, parent=parent
         )
+        if cancelled:  # the agent will never end it
+            await _write(call.end, error="cancelled")
+            raise asyncio.CancelledError
+        return call
+
+    async def _ended(self, call, **fields):
+        _, cancelled = await _write(call.end, **fields)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def turn_started(self, agent, parent, iteration):
+        return await self._started(agent, "llm_turn", {"iteration": iteration}, parent)
 
     async def turn_ended(self, call, answer=None, text="", error=""):
         if answer is None:
-            await sync_to_async(call.end)(error=error)
+            await self._ended(call, error=error)
             return
         message = answer.message
         usage = message.usage
@@ -356,7 +385,8 @@ class TimelineRecorder:
             },
             "tool_uses": [b.name for b in message.content if b.type == "tool_use"],
         }
-        await sync_to_async(call.end)(
+        await self._ended(
+            call,
             output=output,
             output_text=text,
             input_tokens=usage.input_tokens + cached + written,
@@ -364,12 +394,11 @@ class TimelineRecorder:
         )
 
     async def tool_started(self, agent, parent, name, tool_input):
-        return await sync_to_async(ToolCall.start)(
-            self.investigation, agent, name, tool_input, parent=parent
-        )
+        return await self._started(agent, name, tool_input, parent)
 
     async def tool_ended(self, call, outcome):
-        await sync_to_async(call.end)(
+        await self._ended(
+            call,
             output=outcome.data,
             output_text=outcome.text,
             error=outcome.text if outcome.is_error else "",

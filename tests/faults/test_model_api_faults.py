@@ -43,8 +43,9 @@ def signals_only(investigation, cause):
     assert cause in investigation.report["agents_error"]
     assert cause in investigation.error
     assert "The agents did not report" in investigation.report_text
-    unfinished = [s for s in investigation.steps.all() if s.finished_at is None]
-    assert unfinished == []
+    steps = list(investigation.steps.order_by("sequence"))
+    unfinished = [s for s in steps if s.finished_at is None]
+    assert unfinished == [], [(s.sequence, s.agent, s.tool, s.status) for s in steps]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
