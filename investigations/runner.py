@@ -470,10 +470,13 @@ def run_team(investigation, question=None, parent=None):
             ):
                 if client is not None:
                     setattr(context, name, await stack.enter_async_context(client))
+            llm = LLM.from_settings()
+            # Its HTTP connections belong to this event loop: closed before it ends.
+            stack.push_async_callback(llm.client.close)
             return await team.investigate(
                 context,
                 brief,
-                llm=LLM.from_settings(),
+                llm=llm,
                 budget=budget,
                 recorder=TimelineRecorder(investigation),
                 settings=limits,
@@ -577,6 +580,11 @@ def render_report(report):
         "",
         *(f"- {c}" for c in report.get("follow_up_checks", [])),
     ]
+    # What the signal scan could not read (a backend down, slow, refusing): said whatever
+    # the model wrote, so a reader knows which evidence the report lacks.
+    unchecked = (report.get("signals") or {}).get("unchecked") or []
+    if unchecked:
+        lines += ["", "### Not checked", "", *(f"- {u}" for u in unchecked)]
     if withheld := report.get("prompt_text_withheld"):
         lines += [
             "",

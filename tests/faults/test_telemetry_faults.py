@@ -1,0 +1,183 @@
+"""Loki or Prometheus down, slow or answering 500: the investigation completes, and its
+report says which evidence is missing.
+
+Whole investigations through the runner, over real HTTP on loopback: the healthy backend
+is a real Prometheus (the metric scan's scenario of tests/investigations/signals/
+test_metric_scan.py, where `db` is the cause) or bench/loki_stub.py serving `db`'s new
+errors; the faulty one is a closed port, a server that answers only after
+ROOTLINE_<B>_TIMEOUT, or one that answers 500. Signals-only, and with the agents (the
+scripted Messages-API server through the real SDK), whose tools meet the same fault.
+"""
+
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+import scripted_messages as scripted
+from background_server import BackgroundServer
+from loki_stub import LogStore
+from loki_stub import serve as serve_loki
+
+from investigations import runner
+from investigations.telemetry.backend import RETRY_ATTEMPTS
+from tests.factories import make_alert, make_investigation
+from tests.investigations.agents.scripts import full_script
+from tests.investigations.signals.test_metric_scan import ALERT, NOW, ONSET, openmetrics
+from tests.processes import free_port
+from tests.realprometheus import running_prometheus
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT = timedelta(milliseconds=500)
+SLOW_SECONDS = 3  # well past TIMEOUT; the server's thread sleeps it out on its own
+# The backend, the evidence it gives (as the report names it), its analyst's first tool.
+BACKENDS = {
+    "PROMETHEUS": ("metrics", "Prometheus", "discover_metrics"),
+    "LOKI": ("logs", "Loki", "log_patterns"),
+}
+# What the last attempt's error says, by fault.
+FAULTS = {"down": "ConnectError", "slow": "ReadTimeout", "500": "HTTP 500: injected fault"}
+
+
+class FaultyHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.count()
+        if self.server.fault == "slow":
+            time.sleep(SLOW_SECONDS)
+            status, body = 200, b'{"status": "success", "data": []}'
+        else:
+            status, body = (
+                500,
+                b'{"status": "error", "errorType": "internal", "error": "injected fault"}',
+            )
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up waiting, as it should
+            pass
+
+    def log_request(self, code="-", size="-"):
+        """Quiet."""
+
+
+class FaultyBackend(BackgroundServer):
+    """A backend that is slow (`fault` "slow") or fails ("500") on every request."""
+
+    thread_name = "faulty-backend"
+
+    def __init__(self, fault):
+        super().__init__(("127.0.0.1", 0), FaultyHandler)
+        self.fault = fault
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def count(self):
+        with self._lock:
+            self.requests += 1
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory):
+    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def loki_url():
+    """`db` logs errors new to the incident; `web` logs its usual few."""
+
+    def at(moment):
+        return int(moment.timestamp() * 10**9)
+
+    entries = [
+        (
+            {"namespace": "shop", "service": "web"},
+            at(ONSET - timedelta(minutes=m)),
+            f"ERROR slow {m}",
+        )
+        for m in range(5, 50, 5)
+    ]
+    entries += [
+        (
+            {"namespace": "shop", "service": "db"},
+            at(ONSET + timedelta(seconds=10 * n)),
+            f"FATAL could not open relation {n}: out of memory",
+        )
+        for n in range(20)
+    ]
+    with serve_loki(LogStore(entries)) as stub:
+        yield stub.url
+
+
+@pytest.fixture
+def faulty_url(request):
+    """The URL of a backend with `fault`: a closed port, or a FaultyBackend."""
+
+    def start(fault):
+        if fault == "down":
+            return f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        server = FaultyBackend(fault).start()
+        request.addfinalizer(server.close)
+        return server.url
+
+    return start
+
+
+@pytest.mark.parametrize("model", ["signals-only", "agents"])
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_backend_fault_leaves_a_completed_investigation_that_names_the_missing_evidence(
+    settings, prometheus_url, loki_url, faulty_url, backend, fault, model
+):
+    evidence, name, analyst_tool = BACKENDS[backend]
+    healthy = {"PROMETHEUS": prometheus_url, "LOKI": loki_url}
+    for each, url in healthy.items():
+        setattr(settings, f"ROOTLINE_{each}_URL", url)
+        setattr(settings, f"ROOTLINE_{each}_TIMEOUT", TIMEOUT)
+    broken = faulty_url(fault)
+    setattr(settings, f"ROOTLINE_{backend}_URL", broken)
+    alert = make_alert(namespace="shop", service="api", starts_at=ALERT)
+    investigation = make_investigation(alert, as_of=NOW)
+
+    if model == "agents":
+        with scripted.serve(full_script()) as server:
+            settings.ANTHROPIC_API_KEY = "test-key"
+            settings.ANTHROPIC_BASE_URL = server.url
+            runner.run(investigation.pk)
+        assert server.protocol_errors == 0
+    else:
+        runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    steps = list(investigation.steps.order_by("sequence"))
+    described = [(s.sequence, s.agent, s.tool, s.status, s.error[:200]) for s in steps]
+    assert investigation.status == "completed", (investigation.error, described)
+    assert [s for s in steps if s.finished_at is None] == [], described
+    scans = {s.tool: s for s in steps if s.agent == "signals"}
+    failed_scan = scans[f"scan_{evidence}"]
+    assert failed_scan.status == "error"
+    said = f"{name} at {broken}"
+    assert said in failed_scan.error
+    assert f"tried {RETRY_ATTEMPTS} times and failed: " in failed_scan.error
+    assert FAULTS[fault] in failed_scan.error
+    other = "logs" if evidence == "metrics" else "metrics"
+    assert scans[f"scan_{other}"].status == "ok", described
+
+    # The report: the other backend's evidence names the cause; the missing kind is named.
+    signals = investigation.report if model == "signals-only" else investigation.report["signals"]
+    assert signals["root_cause"]["service"] == "db", signals
+    [missing] = signals["unchecked"]
+    assert missing.startswith(f"{evidence}: {said}") and FAULTS[fault] in missing
+    if model == "signals-only":
+        assert f"Not checked: {evidence}: {said}" in investigation.report_text
+    else:
+        assert investigation.report["source"] == "agents", investigation.report
+        assert f"### Not checked\n\n- {evidence}: {said}" in investigation.report_text
+        # The analyst's tool met the same fault, and was told so instead of failing.
+        [tool_step] = [s for s in steps if s.tool == analyst_tool]
+        assert tool_step.status == "error" and name in tool_step.error, described
