@@ -48,6 +48,9 @@ TOKEN = "bench-webhook-token"  # noqa: S105 (a throwaway instance on loopback)
 STARTUP_TIMEOUT_SECONDS = 60
 MIGRATE_TIMEOUT_SECONDS = 300
 REQUEST_TIMEOUT_SECONDS = 30
+# Alertmanager's retries of a notification answered 5xx (or not at all): doubling backoff.
+RETRY_BACKOFF_SECONDS = 0.1
+RETRY_MAX_BACKOFF_SECONDS = 1.0
 RUN_TIMEOUT_SECONDS = 900
 STOP_TIMEOUT_SECONDS = 10
 WARMUP_DELIVERIES = 200
@@ -93,6 +96,51 @@ def load_templates():
     return alerts
 
 
+def build_payload(templates, group, namespace_prefix, numbers, starts_at):
+    """The webhook body of one notification of `group`: firing alerts numbered `numbers`
+    (unique across the whole run; the same number gives the same episode)."""
+    base = templates[group % len(templates)]["labels"]
+    namespace = f"{namespace_prefix}{group:05d}"
+    alerts = []
+    for i, number in enumerate(numbers):
+        alert = copy.deepcopy(templates[(group + i) % len(templates)])
+        pod = f"{alert['labels'].get('pod', 'pod')}-{number % 2**40}"
+        alert["labels"].update(alertname=base["alertname"], namespace=namespace, pod=pod)
+        alert["annotations"]["description"] = f"{pod} restarted {i + 1} times"
+        when = starts_at + dt.timedelta(milliseconds=i)
+        alert.update(
+            startsAt=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            endsAt="0001-01-01T00:00:00Z",
+            fingerprint=format((number * FINGERPRINT_MULTIPLIER) % 2**64, "016x"),
+        )
+        alerts.append(alert)
+    group_labels = {"alertname": base["alertname"], "namespace": namespace}
+    return {
+        "receiver": "rootline",
+        "status": "firing",
+        "alerts": alerts,
+        "groupLabels": group_labels,
+        "commonLabels": dict(set.intersection(*(set(a["labels"].items()) for a in alerts))),
+        "commonAnnotations": alerts[0]["annotations"] if len(alerts) == 1 else {},
+        "externalURL": "http://alertmanager.bench:9093",
+        "version": "4",
+        "groupKey": "{}:{" + ", ".join(f'{k}="{v}"' for k, v in group_labels.items()) + "}",
+        "truncatedAlerts": 0,
+    }
+
+
+def http_request(port, payload):
+    """A whole webhook POST of `payload` as Alertmanager sends it, as bytes."""
+    body = json.dumps(payload).encode()
+    head = (
+        f"POST /webhooks/alertmanager HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
+        f"User-Agent: Alertmanager/0.25.0\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 @dataclass(frozen=True)
 class Phase:
     """A fixed number of deliveries of one size; `number` makes its alerts and groups unique."""
@@ -107,6 +155,7 @@ class Phase:
     starts_at: dt.datetime
 
     groups_wanted: int | None = None  # default: one per DELIVERIES_PER_GROUP, enough apart
+    rate: float | None = None  # deliveries per second; None: as fast as the senders go
 
     @property
     def groups(self):
@@ -129,49 +178,17 @@ class Phase:
 
     def payload(self, templates, index):
         """The webhook body of original delivery `index`: new episodes of one group."""
-        group = index % self.groups
-        base = templates[group % len(templates)]["labels"]
-        namespace = f"{self.namespace_prefix}{group:05d}"
-        alerts = []
-        for i in range(self.alerts):
-            seq = (self.number << 40) + index * self.alerts + i
-            alert = copy.deepcopy(templates[(group + i) % len(templates)])
-            pod = f"{alert['labels'].get('pod', 'pod')}-{index}-{i}"
-            alert["labels"].update(alertname=base["alertname"], namespace=namespace, pod=pod)
-            alert["annotations"]["description"] = f"{pod} restarted {i + 1} times"
-            when = self.starts_at + dt.timedelta(milliseconds=i)
-            alert.update(
-                startsAt=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                endsAt="0001-01-01T00:00:00Z",
-                fingerprint=format((seq * FINGERPRINT_MULTIPLIER) % 2**64, "016x"),
-            )
-            alerts.append(alert)
-        group_labels = {"alertname": base["alertname"], "namespace": namespace}
-        return {
-            "receiver": "rootline",
-            "status": "firing",
-            "alerts": alerts,
-            "groupLabels": group_labels,
-            "commonLabels": dict(set.intersection(*(set(a["labels"].items()) for a in alerts))),
-            "commonAnnotations": alerts[0]["annotations"] if len(alerts) == 1 else {},
-            "externalURL": "http://alertmanager.bench:9093",
-            "version": "4",
-            "groupKey": "{}:{" + ", ".join(f'{k}="{v}"' for k, v in group_labels.items()) + "}",
-            "truncatedAlerts": 0,
-        }
+        first = (self.number << 40) + index * self.alerts
+        numbers = range(first, first + self.alerts)
+        return build_payload(
+            templates, index % self.groups, self.namespace_prefix, numbers, self.starts_at
+        )
 
     def request(self, templates, index):
         """The whole HTTP request of delivery `index`, as bytes."""
         while self.is_repeat(index):
             index -= REPEAT_LAG_DELIVERIES
-        body = json.dumps(self.payload(templates, index)).encode()
-        head = (
-            f"POST /webhooks/alertmanager HTTP/1.1\r\nHost: {LOOPBACK}:{self.port}\r\n"
-            f"User-Agent: Alertmanager/0.25.0\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        return head.encode() + body
+        return http_request(self.port, self.payload(templates, index))
 
 
 async def post(port, request):
@@ -187,20 +204,39 @@ async def post(port, request):
         writer.close()
 
 
-async def send_all(port, requests, concurrency):
-    latencies, statuses, pending = [], Counter(), iter(requests)
+def retried(status):
+    """Whether Alertmanager sends a notification again after this answer: a 5xx, or none."""
+    return not isinstance(status, int) or status >= 500
+
+
+async def send_all(port, requests, concurrency, offsets=None, retry_seconds=0):
+    """Post `requests` from `concurrency` senders, each request once, and not before its
+    offset (seconds after the start) when `offsets` are given. With `retry_seconds`, a
+    request answered 5xx or not at all is sent again as Alertmanager does, after a doubling
+    backoff, until it is accepted or that many seconds have passed since its first try.
+    Returns (latency of every attempt, statuses of every attempt, start, end, CPU seconds).
+    """
+    latencies, statuses, pending = [], Counter(), iter(enumerate(requests))
 
     async def sender():
-        for request in pending:  # one shared iterator: each request is sent once
-            started = time.perf_counter()
-            try:
-                status = await asyncio.wait_for(post(port, request), REQUEST_TIMEOUT_SECONDS)
-            except TimeoutError:
-                status = "timeout"
-            except (OSError, ValueError, IndexError) as exc:
-                status = type(exc).__name__
-            latencies.append(time.perf_counter() - started)
-            statuses[status] += 1
+        for index, request in pending:  # one shared iterator: each request is sent once
+            if offsets:
+                await asyncio.sleep(first + offsets[index] - time.perf_counter())
+            give_up, backoff = time.perf_counter() + retry_seconds, RETRY_BACKOFF_SECONDS
+            while True:
+                started = time.perf_counter()
+                try:
+                    status = await asyncio.wait_for(post(port, request), REQUEST_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    status = "timeout"
+                except (OSError, ValueError, IndexError) as exc:
+                    status = type(exc).__name__
+                latencies.append(time.perf_counter() - started)
+                statuses[status] += 1
+                if not retried(status) or time.perf_counter() + backoff > give_up:
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, RETRY_MAX_BACKOFF_SECONDS)
 
     first, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(sender() for _ in range(concurrency)))
@@ -211,9 +247,10 @@ def sender_process(phase, templates, proc_index, processes, barrier, results):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
     indexes = range(proc_index, phase.deliveries, processes)
     requests = [phase.request(templates, i) for i in indexes]  # built before timing
+    offsets = [i / phase.rate for i in indexes] if phase.rate else None
     concurrency = phase.senders // processes + (proc_index < phase.senders % processes)
     barrier.wait(timeout=RUN_TIMEOUT_SECONDS)
-    results.put(asyncio.run(send_all(phase.port, requests, concurrency)))
+    results.put(asyncio.run(send_all(phase.port, requests, concurrency, offsets)))
 
 
 def run_phase(phase, templates, processes, server_pgid):
@@ -277,13 +314,50 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def fresh_database(db, tmpdir):
+def fresh_database(db, tmpdir, postgres_admin_url=POSTGRES_ADMIN_URL):
+    """The URL of a new, empty database: a SQLite file in `tmpdir`, or POSTGRES_BENCH_DB
+    (dropped first) on the PostgreSQL server of `postgres_admin_url`."""
     if db == "sqlite":
         return f"sqlite:///{tmpdir}/rootline.sqlite3"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {POSTGRES_BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {POSTGRES_BENCH_DB}")
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + POSTGRES_BENCH_DB
+    return postgres_admin_url.rsplit("/", 1)[0] + "/" + POSTGRES_BENCH_DB
+
+
+def server_environment(url, workers, log_level="INFO"):
+    """The environment of a Rootline serving the database at `url` with the bench token."""
+    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-" + "x" * 50)
+    env.update(ROOTLINE_WEBHOOK_TOKEN=TOKEN, WEB_CONCURRENCY=str(workers))
+    env.update(ROOTLINE_LOG_LEVEL=log_level, PATH=f"{VENV_BIN}:{env['PATH']}")
+    return env
+
+
+def migrate(env):
+    command = [sys.executable, "manage.py", "migrate", "--noinput", "-v0"]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=MIGRATE_TIMEOUT_SECONDS)
+
+
+@contextlib.contextmanager
+def serving(env, workers, log_path):
+    """gunicorn with `env` on a free port, writing to `log_path`: yields (process, port),
+    stopped on the way out."""
+    port = free_port()
+    with Path(log_path).open("w") as log:
+        server = start_server(env, workers, port, log)
+        try:
+            yield server, port
+        finally:
+            stop(server)
+
+
+def database_note(db, url):
+    """The database's version and durability settings, for the doc."""
+    if db == "postgres":
+        sql = "SELECT version(), current_setting('synchronous_commit')"
+        version, sync = query(db, url, sql)[0]
+        return f"{version.split(' on ')[0]}, synchronous_commit={sync}"
+    return f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL)"
 
 
 def query(db, url, sql, params=()):
@@ -366,38 +440,24 @@ def bench_database(db, args, templates):
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="rootline-bench-") as tmpdir:
         url = fresh_database(db, tmpdir)
-        env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench-" + "x" * 50)
-        env.update(ROOTLINE_WEBHOOK_TOKEN=TOKEN, WEB_CONCURRENCY=str(args.workers))
-        env.update(ROOTLINE_LOG_LEVEL=args.log_level, PATH=f"{VENV_BIN}:{env['PATH']}")
-        migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v0"]
-        subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=MIGRATE_TIMEOUT_SECONDS)
-        port = free_port()
+        env = server_environment(url, args.workers, args.log_level)
+        migrate(env)
         log_path = Path(tmpdir) / "gunicorn.log"
-        with log_path.open("w") as log:
-            server = start_server(env, args.workers, port, log)
-            try:
-                plan = [(0, args.alerts_per_delivery[0], WARMUP_DELIVERIES)]
-                for size, count in zip(args.alerts_per_delivery, args.deliveries, strict=True):
-                    plan += [(run, size, count) for run in range(1, args.runs + 1)]
-                for number, (run, size, count) in enumerate(plan):
-                    starts_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
-                    args_ = (number, run, size, count, args.senders, args.repeat_percent, port)
-                    phase = Phase(*args_, starts_at, args.groups)
-                    row = measure(db, url, server, phase, templates, args.sender_processes)
-                    if run:
-                        rows.append(row)
-            finally:
-                stop(server)
+        with serving(env, args.workers, log_path) as (server, port):
+            plan = [(0, args.alerts_per_delivery[0], WARMUP_DELIVERIES)]
+            for size, count in zip(args.alerts_per_delivery, args.deliveries, strict=True):
+                plan += [(run, size, count) for run in range(1, args.runs + 1)]
+            for number, (run, size, count) in enumerate(plan):
+                starts_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+                args_ = (number, run, size, count, args.senders, args.repeat_percent, port)
+                phase = Phase(*args_, starts_at, args.groups)
+                row = measure(db, url, server, phase, templates, args.sender_processes)
+                if run:
+                    rows.append(row)
         tracebacks = log_path.read_text().count("Traceback")
         doubled = sum(r["doubled"] for r in rows)
         notes.append(f"groups with 2+ investigations: {doubled}; gunicorn tracebacks: {tracebacks}")
-        if db == "postgres":
-            version, sync = query(
-                db, url, "SELECT version(), current_setting('synchronous_commit')"
-            )[0]
-            notes.append(f"{version.split(' on ')[0]}, synchronous_commit={sync}")
-        else:
-            notes.append(f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=FULL)")
+        notes.append(database_note(db, url))
     return rows, notes
 
 
