@@ -21,6 +21,7 @@ from pathlib import Path
 from benchdoc import git_describe, replace_subsections
 from private_postgres import PrivateCluster
 from webhook_load import (
+    CORES,
     DB_TITLES,
     ROOT,
     Phase,
@@ -57,7 +58,10 @@ senders go, the worst case of everything arriving at once. Latency is measured b
 client (connect to last byte) over every delivery. After each run the database is
 counted: *missing* = alerts sent - stored; *investigations* started (one per group is the
 grouping rule within ROOTLINE_GROUP_WINDOW); *2+* = groups with more than one. A 200-delivery
-warm-up of single alerts is not counted. Target: p99 < 100 ms for the paced storm.
+warm-up of single alerts is not counted. *Server CPU* is the gunicorn processes' CPU time
+per delivery; *CPU %* the share of both cores used by gunicorn and by everything else but
+the load generator (PostgreSQL, and other programs on the machine). Target: p99 < 100 ms
+for the paced storm.
 The PostgreSQL runs use a throwaway cluster of the same machine (bench/private_postgres.py,
 default settings), not a tuned server.
 """
@@ -113,13 +117,16 @@ def investigations_started(db, url, storm):
 
 def measure_storm(db, url, server, storm, templates, processes):
     load = os.getloadavg()[0]
-    latencies, statuses, seconds, _ = run_phase(storm, templates, processes, server.pid)
+    latencies, statuses, seconds, cpu = run_phase(storm, templates, processes, server.pid)
     latencies.sort()
     count, receipts, doubled = stored(db, url, storm)
     ok = sum(n for status, n in statuses.items() if isinstance(status, int) and status < 300)
     row = dict(run=storm.run, load1=load, seconds=seconds)
     row.update({f"p{q}": percentile_ms(latencies, q / 100) for q in (50, 95, 99)})
     row.update(max=1000 * latencies[-1], deliveries_s=storm.deliveries / seconds)
+    row.update(server_cpu_ms=1000 * cpu[0] / storm.deliveries)
+    share = [100 * c / seconds / CORES for c in cpu]  # of the whole machine
+    row.update(gunicorn=share[0], other=max(0.0, share[2] - share[0] - share[1]))
     row.update(missing=storm.distinct_episodes() - count, non2xx=storm.deliveries - ok)
     row.update(uncounted=storm.alerts_sent - receipts, doubled=doubled)
     row.update(investigations=investigations_started(db, url, storm))
@@ -161,13 +168,15 @@ def section(db, args, rows, note, storm, pace_seconds, started):
         f"{'/'.join(map(str, storm.round_sizes))} alerts, {storm.alerts_sent:,} alerts received, "
         f"{storm.distinct_episodes():,} distinct, {storm.groups} groups\n",
         "| run | load1 | seconds | p50 ms | p95 ms | p99 ms | max ms | deliveries/s "
+        "| server CPU ms/delivery | CPU % gunicorn/other "
         "| missing | non-2xx | uncounted | investigations | 2+ |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['run']} | {r['load1']:.2f} | {r['seconds']:.1f} | {r['p50']:.1f} "
             f"| {r['p95']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['deliveries_s']:.0f} "
+            f"| {r['server_cpu_ms']:.1f} | {r['gunicorn']:.0f}/{r['other']:.0f} "
             f"| {r['missing']} | {r['non2xx']} | {r['uncounted']} | {r['investigations']} "
             f"| {r['doubled']} |"
         )
@@ -184,6 +193,17 @@ def section(db, args, rows, note, storm, pace_seconds, started):
         f"one investigation per group: **{'pass' if grouped else 'miss'}**",
     ]
     return "\n".join([*lines, "", *verdicts]) + "\n"
+
+
+def order(names):
+    """SQLite, then PostgreSQL, paced before flat out; hand-written subsections last."""
+    titles = list(DB_TITLES.values())
+
+    def key(name):
+        db = next((i for i, t in enumerate(titles) if name.startswith(f"{t}, ")), len(titles))
+        return db, "flat out" in name, name
+
+    return sorted(names, key=key)
 
 
 def main():
@@ -218,7 +238,7 @@ def main():
                 print(text, flush=True)
                 sections[text.split("\n", 1)[0].removeprefix("### ")] = text
     if args.write_doc:
-        replace_subsections(DOC_PATH, DOC_TITLE, DOC_INTRO, sections, sorted)
+        replace_subsections(DOC_PATH, DOC_TITLE, DOC_INTRO, sections, order)
         print(f"updated {DOC_PATH}")
 
 

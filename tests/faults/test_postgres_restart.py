@@ -12,7 +12,6 @@ investigation.
 """
 
 import asyncio
-import os
 import threading
 import time
 
@@ -21,6 +20,8 @@ import pytest
 from django.utils import timezone
 from webhook_load import Phase, load_templates, migrate, send_all, server_environment, serving
 from webhook_load import query as sql
+
+from tests.e2e.conftest import running_in_ci
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -39,7 +40,7 @@ def cluster():
     """A private cluster with Rootline's database, migrated: (cluster, database URL)."""
     reason = private_postgres.missing()
     if reason:
-        if os.getenv("CI", "").lower() in ("1", "true", "yes"):
+        if running_in_ci():
             pytest.fail(f"{reason}; CI must run the PostgreSQL restart test", pytrace=False)
         pytest.skip(reason)
     with private_postgres.PrivateCluster() as cluster:
