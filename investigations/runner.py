@@ -189,6 +189,11 @@ def signals_step(investigation, scope):
         else:
             metric_scores = metric_scan.scores
             calls["metrics"].end(*_describe_metric_scan(metric_scan, service_label))
+            if metric_scan.errors:  # the store answered, but not for every metric
+                unchecked.append(
+                    f"metrics: {len(metric_scan.errors)} of {metric_scan.metrics} metrics "
+                    f"could not be read, e.g. {metric_scan.errors[0]}"
+                )
     if "logs" in calls:
         if isinstance(log_scan, Exception):
             unchecked.append(f"logs: {log_scan}")

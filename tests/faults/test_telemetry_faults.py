@@ -11,6 +11,8 @@ scripted Messages-API server through the real SDK), whose tools meet the same fa
 
 import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -32,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transa
 
 TIMEOUT = timedelta(milliseconds=500)
 SLOW_SECONDS = 3  # well past TIMEOUT; the server's thread sleeps it out on its own
+FAILURE = b'{"status": "error", "errorType": "internal", "error": "injected fault"}'
 # The backend, the evidence it gives (as the report names it), its analyst's first tool.
 BACKENDS = {
     "PROMETHEUS": ("metrics", "Prometheus", "discover_metrics"),
@@ -47,11 +50,10 @@ class FaultyHandler(BaseHTTPRequestHandler):
         if self.server.fault == "slow":
             time.sleep(SLOW_SECONDS)
             status, body = 200, b'{"status": "success", "data": []}'
+        elif self.server.fault == "range queries fail" and "/query_range" not in self.path:
+            status, body = self.relay()
         else:
-            status, body = (
-                500,
-                b'{"status": "error", "errorType": "internal", "error": "injected fault"}',
-            )
+            status, body = 500, FAILURE
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -61,18 +63,28 @@ class FaultyHandler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up waiting, as it should
             pass
 
+    def relay(self):
+        """The healthy backend's answer to this request: (status, body)."""
+        try:
+            with urllib.request.urlopen(self.server.upstream + self.path, timeout=10) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as refused:
+            return refused.code, refused.read()
+
     def log_request(self, code="-", size="-"):
         """Quiet."""
 
 
 class FaultyBackend(BackgroundServer):
-    """A backend that is slow (`fault` "slow") or fails ("500") on every request."""
+    """A backend that is slow (`fault` "slow") or fails ("500") on every request, or
+    ("range queries fail") relays all but its range queries to `upstream` and fails those."""
 
     thread_name = "faulty-backend"
 
-    def __init__(self, fault):
+    def __init__(self, fault, upstream=""):
         super().__init__(("127.0.0.1", 0), FaultyHandler)
         self.fault = fault
+        self.upstream = upstream
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -118,10 +130,10 @@ def loki_url():
 def faulty_url(request):
     """The URL of a backend with `fault`: a closed port, or a FaultyBackend."""
 
-    def start(fault):
+    def start(fault, upstream=""):
         if fault == "down":
             return f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        server = FaultyBackend(fault).start()
+        server = FaultyBackend(fault, upstream).start()
         request.addfinalizer(server.close)
         return server.url
 
@@ -181,3 +193,29 @@ def test_a_backend_fault_leaves_a_completed_investigation_that_names_the_missing
         # The analyst's tool met the same fault, and was told so instead of failing.
         [tool_step] = [s for s in steps if s.tool == analyst_tool]
         assert tool_step.status == "error" and name in tool_step.error, described
+
+
+def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
+    settings, prometheus_url, loki_url, faulty_url
+):
+    # Series are found, but every range query fails (as heavy ones do on a loaded store):
+    # the scan "succeeds" with no metric read, and the report must say so.
+    settings.ROOTLINE_LOKI_URL = loki_url
+    settings.ROOTLINE_PROMETHEUS_URL = faulty_url("range queries fail", prometheus_url)
+    settings.ROOTLINE_PROMETHEUS_TIMEOUT = TIMEOUT
+    investigation = make_investigation(
+        make_alert(namespace="shop", service="api", starts_at=ALERT), as_of=NOW
+    )
+
+    runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    scan = investigation.steps.get(tool="scan_metrics")
+    assert scan.output["metrics"] == 2 and scan.output["top"] == []
+    assert "2 metric(s) could not be read" in scan.output_text
+    assert investigation.report["root_cause"]["service"] == "db"  # from the logs
+    [missing] = investigation.report["unchecked"]
+    assert missing.startswith("metrics: 2 of 2 metrics could not be read")
+    assert "HTTP 500: injected fault" in missing
+    assert f"Not checked: {missing}" in investigation.report_text
