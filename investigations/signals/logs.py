@@ -37,9 +37,10 @@ MAX_LINES = 5000  # Loki's default max_entries_limit_per_query
 MAX_EXAMPLE_TEMPLATES = 3
 # The rate scan reads at most this many lines per service and window, in this many equal
 # slices of the window (Loki answers the newest lines of a range first: slices spread the
-# sample over the window), mined on their first RATE_MINED_CHARS characters.
+# sample over the window, at one query each), mined on their first RATE_MINED_CHARS
+# characters.
 RATE_LINES_PER_WINDOW = 240
-RATE_SLICES = 3
+RATE_SLICES = 1
 RATE_MINED_CHARS = 240
 RATE_MAX_SERVICES = 60
 # A service needs this many lines in each window for its shares to mean anything.
