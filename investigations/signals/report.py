@@ -71,18 +71,11 @@ def _describe(suspect):
             )
         else:
             new = f", {item['new_template_lines']} in templates new to the incident"
-            if item["incident_lines"]:
-                parts.append(
-                    f"{item['incident_lines']} error-like log lines in the incident window "
-                    f"(baseline: {item['baseline_lines']}"
-                    f"{new if item['new_template_lines'] else ''})"
-                )
-            if item.get("shifts"):
-                shift = item["shifts"][0]
-                parts.append(
-                    f"log lines like `{shift['template'][:120]}` went from "
-                    f"{shift['baseline_share']:.1%} to {shift['incident_share']:.1%} of its lines"
-                )
+            parts.append(
+                f"{item['incident_lines']} error-like log lines in the incident window "
+                f"(baseline: {item['baseline_lines']}"
+                f"{new if item['new_template_lines'] else ''})"
+            )
     return "; ".join(parts) + "." if parts else "No specific evidence."
 
 

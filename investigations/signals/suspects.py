@@ -7,8 +7,7 @@ Each modality ranks services on its own, then the two are combined:
   metric at the same time (a change every service shows, like the CPU of a shared node,
   says little about which one is the cause); the service's metric score is its best one.
 - logs: the error-like lines of the incident, counting twice those of templates the
-  baseline never showed (see logs.score_logs), plus the largest shift in the share of one
-  of the service's templates (logs.rate_shifts), each scaled by its best service.
+  baseline never showed (see logs.score_logs).
 
 Both are scaled to 0..1 by the best service of the modality and added, so that a service
 abnormal in both leads; where there are error logs, metrics count half (measured on the
@@ -72,12 +71,10 @@ def rank_suspects(metric_scores, service_logs, service_label, services_in_scope=
     for (service, metric), value in sorted(weighted.items(), key=lambda kv: -kv[1]):
         if value >= CHANGE_SIGMAS / 2 and len(suspects[service].evidence) < MAX_EVIDENCE:
             suspects[service].evidence.append(best[service, metric].as_evidence(service_label))
-    top_errors = max((logs.score for logs in service_logs.values()), default=0) or 1
-    top_rates = max((logs.rate_score for logs in service_logs.values()), default=0) or 1
     for service, logs in service_logs.items():
         suspect = suspects.setdefault(service, Suspect(service))
-        suspect.log_score = logs.score / top_errors + logs.rate_score / top_rates
-        if logs.incident_lines or logs.rate_score:
+        suspect.log_score = logs.score
+        if logs.incident_lines:
             suspect.evidence.insert(0, logs.as_evidence())
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)

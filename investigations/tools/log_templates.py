@@ -208,7 +208,7 @@ def service_of(labels):
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
 
 
-def template_miner():
+def _miner():
     """A Drain tree and its masker, in memory (drain3's TemplateMiner adds persistence and
     logging, neither wanted for one tool call)."""
     masker = LogMasker([MaskingInstruction(p, name) for p, name in MASKS], "<", ">")
@@ -223,7 +223,7 @@ def mine_templates(entries, redactor, *, incident_start_ns=None, window_ns=None)
     Returns (templates, redaction counts). With `incident_start_ns`, lines before it are
     the baseline, and templates are judged new or surged against it (see `judge`).
     """
-    masker, drain = template_miner()
+    masker, drain = _miner()
     cluster_of_masked = {}
     by_key = {}
     counts = {}

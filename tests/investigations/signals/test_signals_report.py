@@ -1,15 +1,13 @@
 """The log scoring, the signals-only report, and an investigation whose backends are down."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from investigations import runner
 from investigations.signals import build_report, rank_suspects
-from investigations.signals.logs import rate_shifts, scan_logs, score_logs
+from investigations.signals.logs import score_logs
 from investigations.signals.metrics import SeriesScore
-from investigations.telemetry.results import QueryResult, Stream
 from investigations.tools.log_templates import LogEntry
 from tests.factories import T0, make_alert, make_investigation
 
@@ -99,76 +97,3 @@ def test_an_investigation_whose_backends_are_down_completes_saying_so(settings):
     assert [u.split(":")[0] for u in unchecked] == ["metrics", "logs"]
     assert investigation.report["root_cause"] is None
     assert "Not checked: metrics" in investigation.report_text
-
-
-def test_a_template_whose_share_changed_scores_and_a_vanished_error_does_not():
-    quiet = [f"INFO [getRoute][Query route by id][{i}]" for i in range(60)]
-    quiet += [f"INFO [getRoute][done][{i}]" for i in range(60)]
-    failing = [f"INFO [getRoute][done][{i}]" for i in range(60)]  # the query lines stop
-    recovered = quiet + [f"ERROR [getRoute][timeout after {i} ms]" for i in range(40)]
-
-    score, shifts = rate_shifts(quiet, failing)
-    assert score > 5
-    assert shifts[0]["template"].startswith("[getRoute][Query route by")
-    assert shifts[0]["baseline_share"] == 0.5 and shifts[0]["incident_share"] == 0
-    # A service whose errors went away (and whose other lines kept their mix) is calm.
-    assert rate_shifts(recovered, quiet)[0] < 3
-    assert rate_shifts(quiet[:10], failing) == (0.0, [])  # too few lines to judge
-
-
-class FakeLoki:
-    """label_values and query_range over (ts_ns, line, labels) entries, as Loki answers."""
-
-    def __init__(self, entries):
-        self.entries = entries
-
-    async def label_values(self, name, start, end, *, query=None):
-        return sorted({labels[name] for _, _, labels in self.entries if name in labels})
-
-    async def query_range(self, query, start, end, *, limit=None, direction=None):
-        lo, hi = start.timestamp() * 1e9, end.timestamp() * 1e9
-        service = query.split('service="')[1].split('"')[0] if 'service="' in query else None
-        matching = [
-            (ts, line)
-            for ts, line, labels in self.entries
-            if lo <= ts < hi
-            and (service is None or labels["service"] == service)
-            and ("|~" not in query or "ERROR" in line)
-        ]
-        matching = sorted(matching, reverse=True)[:limit]
-        return QueryResult("streams", streams=[Stream({"service": service or "x"}, matching)])
-
-
-def test_the_log_scan_ranks_the_service_whose_lines_changed_kind():
-    def lines(service, start, end, text):
-        return [
-            (
-                int((INCIDENT + timedelta(seconds=s)).timestamp() * 1e9),
-                text(s),
-                {"service": service},
-            )
-            for s in range(start, end, 5)
-        ]
-
-    entries = lines(
-        "route", -1800, 0, lambda s: "INFO route cached" if s % 2 else f"INFO query {s}"
-    )
-    entries += lines("route", 0, 300, lambda s: "INFO route cached")
-    entries += lines("seat", -1800, 300, lambda s: f"INFO seat {s % 3} left")
-
-    async def main():
-        return await scan_logs(
-            FakeLoki(entries),
-            '{namespace="shop"}',
-            ("service",),
-            (INCIDENT - timedelta(hours=1), INCIDENT),
-            (INCIDENT, INCIDENT + timedelta(minutes=5)),
-            now=INCIDENT + timedelta(minutes=5),
-        )
-
-    scan = asyncio.run(main())
-    assert scan.services["route"].rate_score > 5 > scan.services["seat"].rate_score
-    suspects = rank_suspects([], scan.services, "service")
-    assert suspects[0].service == "route"
-    _, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
-    assert "went from 50.0% to" in text  # one kind vanished, the other doubled
