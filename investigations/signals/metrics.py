@@ -7,7 +7,8 @@ and each series is scored against its own baseline with robust statistics.
 
 A series' score is a robust z: how many robust standard deviations (1.4826 x MAD, with a
 floor for flat baselines) the incident points lie from the baseline median, taken as the
-second largest over the incident (a change must last two steps; one odd sample is noise).
+largest that two consecutive incident points share (a change must last two steps; one odd
+sample, or a series that spikes now and then, is noise).
 The onset is the first incident point beyond CHANGE_SIGMAS.
 """
 
@@ -94,12 +95,25 @@ def score_series(points, baseline, incident):
         1e-9,
     )
     z = [((v - median) / scale, t, v) for t, v in inside]
-    ranked = sorted(z, key=lambda item: abs(item[0]), reverse=True)
-    second = ranked[1] if len(ranked) > 1 else (ranked[0][0] / 2, *ranked[0][1:])
-    score = min(abs(second[0]), MAX_SCORE)
-    direction = (1 if second[0] > 0 else -1) if score else 0
+    lasting = lasting_change(z)
+    score = min(abs(lasting), MAX_SCORE)
+    direction = (1 if lasting > 0 else -1) if score else 0
     onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
-    return score, direction, onset, median, ranked[0][2]
+    peak = max(z, key=lambda item: abs(item[0]))[2]
+    return score, direction, onset, median, peak
+
+
+def lasting_change(z):
+    """The largest deviation that two consecutive points share (same side of the median,
+    the smaller of the two): one odd sample, or spikes apart from one another, as a
+    series that spikes now and then shows them, are not a change. A lone point counts
+    half."""
+    if len(z) == 1:
+        return z[0][0] / 2
+    shared = [
+        min(a[0], b[0], key=abs) for a, b in itertools.pairwise(z) if (a[0] > 0) == (b[0] > 0)
+    ]
+    return max(shared, key=abs, default=0.0)
 
 
 # OpenMetrics names every counter sample <name>_total; histograms and summaries add

@@ -39,8 +39,12 @@ DRAIN_SIM_TH = 0.5
 DRAIN_DEPTH = 5
 DRAIN_MAX_CHILDREN = 100
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?"
+# A time of day alone (logback's default HH:mm:ss.SSS, syslog's clock): without a mask it
+# would make one template per minute.
+_TIME_OF_DAY = r"(?<![\w:.])(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:[.,]\d{1,9})?(?![\w:])"
 MASKS = (
     (_TIMESTAMP, "TS"),
+    (_TIME_OF_DAY, "TS"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
     (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "IP"),
     (
@@ -74,7 +78,7 @@ _WARN_WORDS = re.compile(r"(?i)\b(?:warn(?:ing)?|deprecated|retry(?:ing)?|thrott
 # A plain line's timestamp, level and [thread] prefix: the same on every line, so it would
 # make Drain merge lines that differ only after it.
 _PLAIN_PREFIX = re.compile(
-    rf"^\s{{0,8}}(?:\[?{_TIMESTAMP}\]?\s{{1,8}})?"
+    rf"^\s{{0,8}}(?:\[?(?:{_TIMESTAMP}|{_TIME_OF_DAY})\]?\s{{1,8}})?"
     r"(?:\[?(?i:trace|debug|info|notice|warn|warning|error|fatal|critical)\]?:?\s{1,8})?"
     r"(?:\[[^\]\s]{1,40}\]\s{1,8})?"
 )

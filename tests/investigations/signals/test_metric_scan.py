@@ -144,3 +144,12 @@ def test_counters_are_known_by_metadata_or_their_openmetrics_name():
     assert not is_cumulative("odd_total", {"odd_total": [{"type": "gauge"}]})
     assert is_cumulative("requests", {"requests": [{"type": "counter"}]})
     assert as_rates([(0, 10), (30, 40), (60, 5)]) == [(30, 1.0), (60, 5 / 30)]  # a reset
+
+
+def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
+    baseline = [(t, 5.0 if n % 8 else 50.0) for n, t in enumerate(range(0, 1200, 30))]
+    spiky = [(t, 50.0 if n % 2 else 5.0) for n, t in enumerate(range(1200, 1500, 30))]
+    step = [(t, 50.0) for t in range(1200, 1500, 30)]
+
+    assert score_series(baseline + spiky, (0, 1200), (1200, 1500))[0] == 0
+    assert score_series(baseline + step, (0, 1200), (1200, 1500))[0] > 100

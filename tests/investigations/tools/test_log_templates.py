@@ -58,6 +58,9 @@ def test_lines_are_mined_on_what_they_say():
         "o.s.Tomcat - started"
     )
     assert mining_text("[2026-11-25 03:58:42,123] ERROR [worker-3] disk full")[0] == "disk full"
+    assert mining_text("17:49:07.701 INFO  t.s.Travel#366 [getTickets][done]")[0] == (
+        "t.s.Travel#366 [getTickets][done]"
+    )
     traceback = "Traceback (most recent call last):\n  File \"x.py\"\nKeyError: 'id'"
     assert mining_text(traceback)[0] == "KeyError: 'id'"
     assert mining_text("java.lang.IllegalStateException: closed\n\tat a.b(C.java:1)")[0] == (
@@ -79,6 +82,19 @@ def test_variable_parts_collapse_into_one_template():
     assert len(templates) == 1
     assert templates[0].count == 200
     assert "<UUID>" in templates[0].template and "<IP>" in templates[0].template
+
+
+def test_a_time_of_day_alone_is_masked_too():
+    entries = [
+        LogEntry(
+            i,
+            f"{10 + i % 12}:{i % 60:02d}:07.{i:03d} INFO c.Seat#57 [seat] at {i % 24:02d}:15:00",
+            {},
+        )
+        for i in range(120)
+    ]
+    [template] = mine(entries)
+    assert template.template == "c.Seat#57 [seat] at <TS>"
 
 
 def test_a_rare_error_keeps_its_own_template_inside_a_frequent_info_one():
