@@ -19,6 +19,8 @@ from anthropic.types import Model
 
 CACHE = {"type": "ephemeral"}
 MAX_BACKOFF_SECONDS = 30.0
+# The least time an attempt gets, however close the deadline.
+MIN_ATTEMPT_SECONDS = 5.0
 RETRIED = (
     anthropic.RateLimitError,
     anthropic.InternalServerError,  # 500, 502, 503, 504 and 529 (overloaded)
@@ -91,8 +93,13 @@ class LLM:
             timeout_seconds=settings.ROOTLINE_LLM_TIMEOUT.total_seconds(),
         )
 
-    async def create(self, *, system, tools, messages, tool_choice=None):
-        """One assistant turn; the system prompt and the tool definitions are cached."""
+    async def create(self, *, system, tools, messages, tool_choice=None, deadline=None):
+        """One assistant turn; the system prompt and the tool definitions are cached.
+
+        With a `deadline` (time.monotonic()), no attempt waits, nor a retry starts, past it
+        (an attempt still gets MIN_ATTEMPT_SECONDS): a hanging API cannot hold a turn for
+        (retries + 1) x the timeout beyond the investigation's time budget.
+        """
         request = {
             "model": self.model,
             "max_tokens": self.max_tokens,
@@ -106,14 +113,22 @@ class LLM:
         waited = 0.0
         for attempt in range(self.retries + 1):
             started = time.monotonic()
+            timeout = self.timeout_seconds
+            if deadline is not None:
+                timeout = min(timeout, max(deadline - started, MIN_ATTEMPT_SECONDS))
             try:
-                message = await self.client.messages.create(**request, timeout=self.timeout_seconds)
+                message = await self.client.messages.create(**request, timeout=timeout)
             except RETRIED as exc:
                 if attempt == self.retries:
                     raise LLMUnavailable(
                         f"{describe(exc)}; gave up after {attempt + 1} attempts"
                     ) from exc
                 pause = self._pause(attempt, exc)
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    raise LLMUnavailable(
+                        f"{describe(exc)}; gave up after {attempt + 1} attempts: "
+                        "the investigation's time budget (ROOTLINE_LLM_TIME_BUDGET) ran out"
+                    ) from exc
                 waited += pause
                 await asyncio.sleep(pause)
             except anthropic.APIStatusError as exc:

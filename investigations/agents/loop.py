@@ -164,8 +164,15 @@ async def run_agent(spec, messages, *, llm, budget, recorder, parent=None):
             summarise_old_results(messages)
         turn = await recorder.turn_started(spec.name, parent, iterations + 1)
         try:
+            # A turn ends by the budget's deadline; the turn forced after it gets one
+            # timeout's worth of time, retries included.
+            deadline = time.monotonic() + llm.timeout_seconds if forced else budget.deadline
             answer = await llm.create(
-                system=spec.system, tools=definitions, messages=messages, tool_choice=tool_choice
+                system=spec.system,
+                tools=definitions,
+                messages=messages,
+                tool_choice=tool_choice,
+                deadline=deadline,
             )
         except LLMUnavailable as exc:
             await recorder.turn_ended(turn, error=str(exc))

@@ -1,7 +1,14 @@
 """Pieces of the agent loop that need no model: summarising old results, budgets."""
 
+import asyncio
+import time
 from types import SimpleNamespace
 
+import anthropic
+import httpx
+import pytest
+
+from investigations.agents import llm as llm_module
 from investigations.agents.loop import Budget, estimate_tokens, summarise_old_results
 
 
@@ -44,3 +51,53 @@ def test_the_budget_counts_every_kind_of_token():
     budget.charge(usage)
     assert budget.exhausted() == "the token budget"
     assert Budget(tokens=100, seconds=0, compact_at_tokens=1).exhausted() == "the time budget"
+
+
+class HangingMessages:
+    """A Messages API that never answers in time: each call waits out its timeout."""
+
+    def __init__(self):
+        self.timeouts = []
+
+    async def create(self, *, timeout, **request):
+        self.timeouts.append(timeout)
+        await asyncio.sleep(timeout)
+        raise anthropic.APITimeoutError(request=httpx.Request("POST", "http://model.test"))
+
+
+def test_a_hanging_api_gives_up_at_the_deadline_not_after_every_retry(monkeypatch):
+    monkeypatch.setattr(llm_module, "MIN_ATTEMPT_SECONDS", 0.05)
+    api = HangingMessages()
+    model = llm_module.LLM(
+        SimpleNamespace(messages=api),
+        "claude-test",
+        max_tokens=100,
+        retries=4,
+        backoff_seconds=0.01,
+        timeout_seconds=120,
+    )
+    deadline = time.monotonic() + 0.3
+
+    with pytest.raises(llm_module.LLMUnavailable, match="time budget"):
+        asyncio.run(model.create(system="s", tools=[], messages=[], deadline=deadline))
+
+    assert api.timeouts[0] <= 0.3  # not the 120 s of a whole attempt
+    assert all(t <= 0.3 for t in api.timeouts)
+    assert len(api.timeouts) < 5  # gave up before every retry was spent
+
+
+def test_without_a_deadline_every_retry_gets_the_whole_timeout(monkeypatch):
+    api = HangingMessages()
+    model = llm_module.LLM(
+        SimpleNamespace(messages=api),
+        "claude-test",
+        max_tokens=100,
+        retries=2,
+        backoff_seconds=0.0,
+        timeout_seconds=0.01,
+    )
+
+    with pytest.raises(llm_module.LLMUnavailable, match="gave up after 3 attempts"):
+        asyncio.run(model.create(system="s", tools=[], messages=[]))
+
+    assert api.timeouts == [0.01, 0.01, 0.01]
