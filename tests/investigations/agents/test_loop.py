@@ -65,17 +65,14 @@ class HangingMessages:
         raise anthropic.APITimeoutError(request=httpx.Request("POST", "http://model.test"))
 
 
+def model_behind(api, **limits):
+    return llm_module.LLM(SimpleNamespace(messages=api), "claude-test", max_tokens=100, **limits)
+
+
 def test_a_hanging_api_gives_up_at_the_deadline_not_after_every_retry(monkeypatch):
     monkeypatch.setattr(llm_module, "MIN_ATTEMPT_SECONDS", 0.05)
     api = HangingMessages()
-    model = llm_module.LLM(
-        SimpleNamespace(messages=api),
-        "claude-test",
-        max_tokens=100,
-        retries=4,
-        backoff_seconds=0.01,
-        timeout_seconds=120,
-    )
+    model = model_behind(api, retries=4, backoff_seconds=0.01, timeout_seconds=120)
     deadline = time.monotonic() + 0.3
 
     with pytest.raises(llm_module.LLMUnavailable, match="time budget"):
@@ -88,14 +85,7 @@ def test_a_hanging_api_gives_up_at_the_deadline_not_after_every_retry(monkeypatc
 
 def test_without_a_deadline_every_retry_gets_the_whole_timeout(monkeypatch):
     api = HangingMessages()
-    model = llm_module.LLM(
-        SimpleNamespace(messages=api),
-        "claude-test",
-        max_tokens=100,
-        retries=2,
-        backoff_seconds=0.0,
-        timeout_seconds=0.01,
-    )
+    model = model_behind(api, retries=2, backoff_seconds=0.0, timeout_seconds=0.01)
 
     with pytest.raises(llm_module.LLMUnavailable, match="gave up after 3 attempts"):
         asyncio.run(model.create(system="s", tools=[], messages=[]))
