@@ -11,7 +11,7 @@ actions (ask, re-run, cancel, follow-up, feedback), through the same model metho
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
@@ -31,7 +31,7 @@ from alerts.views import filter_alerts
 from investigations.models import Investigation, ToolCall
 from investigations.scope import ScopeError, check_matchers, check_window, parse_matchers
 from investigations.templatetags.reports import markdown
-from investigations.views import numbers
+from investigations.views import active_investigations, firing_by_severity, numbers
 from rca_site.cursor import newest_first
 from rca_site.errors import ApiError
 
@@ -610,17 +610,8 @@ class OverviewOut(Schema):
 @overview_router.get("", response={200: OverviewOut, ERRORS: ErrorOut}, summary="The overview")
 def overview(request):
     """What the overview page shows an SRE lead, over the last days."""
-    firing = (
-        Alert.objects.filter(status=Alert.Status.FIRING)
-        .values_list("severity")
-        .order_by()
-        .annotate(count=Count("pk"))
-    )
-    active = Investigation.objects.filter(
-        status__in=[Investigation.Status.QUEUED, Investigation.Status.RUNNING]
-    ).order_by("-created_at")
     return {
         **numbers(timezone.now()),
-        "firing": {severity or "none": count for severity, count in firing},
-        "active": list(active.values_list("pk", flat=True)),
+        "firing": {row["severity"] or "none": row["count"] for row in firing_by_severity()},
+        "active": list(active_investigations().values_list("pk", flat=True)),
     }

@@ -13,7 +13,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Min, Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -41,9 +41,7 @@ STOP_POLLING = 286  # htmx stops polling on this status
 def overview(request):
     """Investigations running now, and the latest ones with their root cause in a line."""
     investigations = Investigation.objects.prefetch_related("alerts")
-    active = investigations.filter(
-        Q(status=Investigation.Status.RUNNING) | Q(status=Investigation.Status.QUEUED)
-    ).order_by("-created_at")
+    active = active_investigations(investigations)
     latest = investigations.exclude(pk__in=active.values("pk")).order_by("-created_at")[:RECENT]
     return render(
         request,
@@ -52,13 +50,22 @@ def overview(request):
             "active": active,
             "latest": latest,
             "empty": not investigations.exists(),
-            "firing": Alert.objects.filter(status=Alert.Status.FIRING)
-            .values("severity")
-            .annotate(count=Count("pk"))
-            .order_by("-count"),
+            "firing": firing_by_severity(),
             "numbers": numbers(timezone.now()),
         },
     )
+
+
+def active_investigations(investigations=Investigation.objects):
+    """Investigations queued or running, newest first."""
+    active = [Investigation.Status.QUEUED, Investigation.Status.RUNNING]
+    return investigations.filter(status__in=active).order_by("-created_at")
+
+
+def firing_by_severity():
+    """Alerts firing now, counted by severity, most first: [{"severity", "count"}]."""
+    firing = Alert.objects.filter(status=Alert.Status.FIRING)
+    return firing.values("severity").annotate(count=Count("pk")).order_by("-count")
 
 
 def numbers(now, days=STATS_DAYS):
