@@ -12,6 +12,11 @@ from ninja.security import HttpBearer, django_auth
 
 from accounts.models import ApiToken
 
+AUTH_REQUIRED = (
+    "Authentication required: send `Authorization: Bearer <token>` with a token from "
+    "`manage.py create_api_token`, or log in."
+)
+
 
 class ApiTokenAuth(HttpBearer):
     """`Authorization: Bearer <token>` with a token from `manage.py create_api_token`.
@@ -46,8 +51,7 @@ def docs_access(view):
             return JsonResponse(
                 {
                     "error": "unauthorized",
-                    "message": "Authentication required: send `Authorization: Bearer <token>` "
-                    "with a token from `manage.py create_api_token`, or log in.",
+                    "message": AUTH_REQUIRED,
                     "fields": [],
                 },
                 status=401,

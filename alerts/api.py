@@ -64,6 +64,17 @@ def presented_token(request):
     return None
 
 
+def presents(request, expected):
+    """The request carries `expected` (webhook or metrics token), compared in constant
+    time; never true when no token is expected."""
+    token = presented_token(request)
+    return (
+        bool(expected)
+        and token is not None
+        and secrets.compare_digest(token.encode(), expected.encode())
+    )
+
+
 def check_token(request):
     expected = settings.ROOTLINE_WEBHOOK_TOKEN
     if not expected:
@@ -74,8 +85,7 @@ def check_token(request):
             "ROOTLINE_WEBHOOK_TOKEN is not set on this Rootline, so it accepts no alerts. "
             "Set it and give Alertmanager the same token.",
         )
-    token = presented_token(request)
-    if token is None or not secrets.compare_digest(token.encode(), expected.encode()):
+    if not presents(request, expected):
         raise Refused(
             401,
             Outcome.UNAUTHORIZED,

@@ -9,7 +9,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from accounts.auth import docs_access
+from accounts.auth import AUTH_REQUIRED, docs_access
 from alerts.api import router as webhook_router
 from investigations.api import alerts_router, overview_router
 from investigations.api import router as investigations_router
@@ -48,13 +48,7 @@ def validation_error(request, exc):
 
 @api.exception_handler(AuthenticationError)
 def authentication_error(request, exc):
-    return error_answer(
-        request,
-        401,
-        "unauthorized",
-        "Authentication required: send `Authorization: Bearer <token>` with a token from "
-        "`manage.py create_api_token`, or log in.",
-    )
+    return error_answer(request, 401, "unauthorized", AUTH_REQUIRED)
 
 
 @api.exception_handler(Http404)

@@ -1,12 +1,11 @@
 import logging
-import secrets
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from prometheus_client.exposition import choose_encoder
 
-from alerts.api import presented_token
+from alerts.api import presents
 from rca_site import metrics as rootline_metrics
 from rca_site import readiness
 
@@ -52,8 +51,7 @@ def metrics(request):
 def metrics_refusal(request):
     """None when `request` may read /metrics, else the answer that says why not."""
     expected = settings.ROOTLINE_METRICS_TOKEN
-    token = presented_token(request)
-    if expected and token is not None and secrets.compare_digest(token.encode(), expected.encode()):
+    if presents(request, expected):
         return None
     if request.user.is_authenticated and request.user.is_staff:
         return None
