@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from django.db.models import Prefetch, Q
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import (
@@ -79,10 +78,13 @@ def alerts_in_firing_order():
     return Prefetch("alerts", queryset=Alert.objects.order_by("starts_at", "pk"))
 
 
-def get_investigation_or_404(investigation_id, queryset=None):
-    return get_object_or_404(
-        queryset if queryset is not None else Investigation.objects.all(), pk=investigation_id
-    )
+def get_one(investigation_id):
+    """The investigation with its alerts in the order they fired, or 404."""
+    queryset = Investigation.objects.prefetch_related(alerts_in_firing_order())
+    investigation = queryset.filter(pk=investigation_id).first()
+    if investigation is None:
+        raise ApiError(404, "not_found", f"No investigation {investigation_id}.")
+    return investigation
 
 
 def conflict(message):
@@ -355,14 +357,6 @@ def create_investigation(request, body: QuestionInvestigationIn):
     return Status(201, get_one(investigation.pk))
 
 
-def get_one(investigation_id):
-    queryset = Investigation.objects.prefetch_related(alerts_in_firing_order())
-    investigation = queryset.filter(pk=investigation_id).first()
-    if investigation is None:
-        raise ApiError(404, "not_found", f"No investigation {investigation_id}.")
-    return investigation
-
-
 @router.get(
     "/{investigation_id}",
     response={200: InvestigationOut, ERRORS: ErrorOut},
@@ -430,7 +424,7 @@ def get_report(request, investigation_id: int):
 )
 def rerun_investigation(request, investigation_id: int):
     """A new investigation, queued at once; this one is left as it is."""
-    again = get_investigation_or_404(investigation_id).rerun(requested_by=request.user)
+    again = get_one(investigation_id).rerun(requested_by=request.user)
     return Status(202, get_one(again.pk))
 
 
@@ -441,10 +435,10 @@ def rerun_investigation(request, investigation_id: int):
 )
 def cancel_investigation(request, investigation_id: int):
     """A running investigation stops at its next step. 409 when it has already ended."""
-    investigation = get_investigation_or_404(investigation_id)
+    investigation = get_one(investigation_id)
     if not investigation.cancel(f"cancelled by {request.user}"):
         raise conflict(f"Investigation {investigation_id} is {investigation.status}: it has ended.")
-    return get_one(investigation_id)
+    return investigation
 
 
 @router.post(
@@ -456,7 +450,7 @@ def ask_question(request, investigation_id: int, body: QuestionIn):
     """The lead agent continues its conversation with the question, investigates further
     if needed, and answers; the answer appears in `followups`, its steps on the timeline.
     Needs a configured model (ANTHROPIC_API_KEY) and a completed investigation."""
-    investigation = get_investigation_or_404(investigation_id)
+    investigation = get_one(investigation_id)
     if problem := investigation.why_no_question():
         raise conflict(problem)
     index = investigation.ask(body.question.strip(), requested_by=request.user)
@@ -470,7 +464,7 @@ def ask_question(request, investigation_id: int, body: QuestionIn):
 )
 def give_feedback(request, investigation_id: int, body: FeedbackIn):
     """The verdict and, in words, the real root cause; a later verdict replaces it."""
-    investigation = get_investigation_or_404(investigation_id)
+    investigation = get_one(investigation_id)
     investigation.record_feedback(body.feedback, body.text.strip())
     return {
         "investigation": investigation.pk,
