@@ -7,7 +7,7 @@ AuthenticationError, which rca_site/api.py answers with 401 in the one error sha
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import JsonResponse
+from django.http import HttpResponse
 from ninja.security import HttpBearer, django_auth
 
 from accounts.models import ApiToken
@@ -40,7 +40,8 @@ API_AUTH = [ApiTokenAuth(), django_auth]
 def docs_access(view):
     """The API's docs page and OpenAPI document: for a logged-in browser or an API token.
 
-    A script without either gets 401 in the API's error shape; a browser is sent to log in.
+    A script without either gets 401 (in the API's error shape, from rca_site.middleware);
+    a browser is sent to log in.
     """
 
     @wraps(view)
@@ -48,14 +49,8 @@ def docs_access(view):
         if request.user.is_authenticated or ApiTokenAuth()(request) is not None:
             return view(request, *args, **kwargs)
         if request.path.endswith(".json"):
-            return JsonResponse(
-                {
-                    "error": "unauthorized",
-                    "message": AUTH_REQUIRED,
-                    "fields": [],
-                },
-                status=401,
-            )
+            # rca_site.middleware answers it in the API's error shape
+            return HttpResponse(status=401)
         return redirect_to_login(request.get_full_path())
 
     return guarded

@@ -2,9 +2,12 @@
 
 from django.http import JsonResponse
 
+from accounts.auth import AUTH_REQUIRED
+
 JSON_PATHS = ("/api/", "/webhooks/")
 MESSAGES = {
     400: "Bad request.",
+    401: AUTH_REQUIRED,
     403: "Forbidden: a request authenticated by its session cookie must carry the CSRF token "
     "(X-CSRFToken header); scripts should send `Authorization: Bearer <token>` instead.",
     404: "There is nothing at {path}; the API is described at /api/v1/docs.",
@@ -13,6 +16,7 @@ MESSAGES = {
 }
 CODES = {
     400: "bad_request",
+    401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
