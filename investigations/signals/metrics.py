@@ -6,9 +6,10 @@ interval), counters are recognised by their shape (never decreasing) and turned 
 and each series is scored against its own baseline with robust statistics.
 
 A series' score is a robust z: how many robust standard deviations (1.4826 x MAD, with a
-floor for flat baselines) the incident points lie from the baseline median, taken as the
-largest that two consecutive incident points share (a change must last two steps; one odd
-sample, or a series that spikes now and then, is noise).
+floor for flat baselines, and never less than the series' own resolution: the smallest step
+between its distinct baseline values) the incident points lie from the baseline median,
+taken as the largest that two consecutive incident points share (a change must last two
+steps; one odd sample, or a series that spikes now and then, is noise).
 The onset is the first incident point beyond CHANGE_SIGMAS.
 """
 
@@ -92,6 +93,7 @@ def score_series(points, baseline, incident):
         MAD_TO_SIGMA * mad,
         MIN_RELATIVE_SCALE * abs(median),
         INCIDENT_RELATIVE_SCALE * incident_level,
+        resolution(base),
         1e-9,
     )
     z = [((v - median) / scale, t, v) for t, v in inside]
@@ -101,6 +103,18 @@ def score_series(points, baseline, incident):
     onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     peak = max(z, key=lambda item: abs(item[0]))[2]
     return score, direction, onset, median, peak
+
+
+def resolution(values):
+    """The smallest step between distinct values, when there are at least three (two values
+    are two levels, not a grid of steps; else 0). A series that moves in steps (requests
+    counted per minute, a latency read off histogram buckets) cannot change by less than
+    one: one request more than usual on an idle service is not a thousand-sigma change,
+    however flat its baseline."""
+    distinct = sorted(set(values))
+    if len(distinct) < 3:
+        return 0.0
+    return min(b - a for a, b in itertools.pairwise(distinct))
 
 
 def lasting_change(z):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from investigations.signals import rank_suspects, scan_metrics
-from investigations.signals.metrics import as_rates, is_cumulative, score_series
+from investigations.signals.metrics import as_rates, is_cumulative, resolution, score_series
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
 
@@ -153,3 +153,18 @@ def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
 
     assert score_series(baseline + spiky, (0, 1200), (1200, 1500))[0] == 0
     assert score_series(baseline + step, (0, 1200), (1200, 1500))[0] > 100
+
+
+def test_a_step_of_the_series_own_resolution_is_not_a_change():
+    # An idle service: requests counted per minute, mostly none, now and then one or two.
+    idle = [
+        (t, (1 / 60) * (n % 7 == 0) + (1 / 60) * (n % 11 == 0))
+        for n, t in enumerate(range(0, 3600, 60))
+    ]
+    one_more = [(t, 1 / 60) for t in range(3600, 3900, 60)]
+    busy = [(t, 30 / 60) for t in range(3600, 3900, 60)]
+
+    assert score_series(idle + one_more, (0, 3600), (3600, 3900))[0] <= 1
+    assert score_series(idle + busy, (0, 3600), (3600, 3900))[0] >= 20
+    assert resolution([0.0, 0.5, 1.0, 1.0]) == 0.5
+    assert resolution([5.0, 50.0, 5.0]) == 0  # two levels, not a grid
