@@ -2,8 +2,10 @@
 
 Only a stream selector and a line filter go to Loki (`{...} |~ "..."` through
 `query_range`), so the scan works on any Loki version. Lines are mined into templates
-(drain3, as in the tools); a service whose error-like lines are many, or come in
-templates the baseline never showed, is a suspect.
+(drain3, as in the tools); a service whose error-like lines surged against its own
+baseline rate, or come in templates the baseline never showed, is a suspect. A service
+that always logs errors at the same rate is not: chronic errors say nothing about this
+incident.
 """
 
 import asyncio
@@ -68,17 +70,29 @@ async def scan_logs(loki, selector, service_labels, baseline, incident, *, now):
     base, inside = await asyncio.gather(fetch(*baseline), fetch(incident[0], now))
     scan.lines = (len(base), len(inside))
     scan.truncated = max(scan.lines) >= MAX_LINES
-    scan.services = score_logs(base, inside, service_labels, incident[0])
+    scan.services = score_logs(base, inside, service_labels, baseline, (incident[0], now))
     return scan
+
+
+def covered(entries, window):
+    """The seconds of `window` that `entries` speak for: all of it, unless Loki capped the
+    answer at MAX_LINES, in which case (newest first) only from the oldest line returned."""
+    start, end = window[0].timestamp(), window[1].timestamp()
+    if len(entries) >= MAX_LINES:
+        start = max(start, min(e.timestamp_ns for e in entries) / 1e9)
+    return max(end - start, 1.0)
 
 
 def service_of(labels, service_labels):
     return next((labels[name] for name in service_labels if labels.get(name)), None)
 
 
-def score_logs(baseline_entries, incident_entries, service_labels, incident_start):
-    """ServiceLogs by service. The score grows with the incident's error-like lines, twice
-    as fast for lines of templates the baseline never showed."""
+def score_logs(baseline_entries, incident_entries, service_labels, baseline, incident):
+    """ServiceLogs by service, from the error-like lines of the `baseline` and `incident`
+    windows ((start, end) datetimes). The score is how far the incident's lines lie above
+    what the service's baseline rate predicts for a window that long, in Poisson standard
+    deviations (sqrt(expected + 1), so that a few lines where there were none still
+    count); lines of templates the baseline never showed count twice."""
     services = {}
     for entries, attribute in (
         (baseline_entries, "baseline_lines"),
@@ -91,7 +105,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, incident_star
                 setattr(row, attribute, getattr(row, attribute) + 1)
     if not incident_entries:
         return services
-    start_ns = int(incident_start.timestamp() * 1e9)
+    start_ns = int(incident[0].timestamp() * 1e9)
     templates, _ = mine_templates(
         [*baseline_entries, *incident_entries], default_redactor(), incident_start_ns=start_ns
     )
@@ -115,6 +129,9 @@ def score_logs(baseline_entries, incident_entries, service_labels, incident_star
                         "surged": template.surged,
                     }
                 )
+    ratio = covered(incident_entries, incident) / covered(baseline_entries, baseline)
     for row in services.values():
-        row.score = math.log1p(row.incident_lines + row.new_template_lines)
+        expected = row.baseline_lines * ratio
+        observed = row.incident_lines + row.new_template_lines
+        row.score = max(0.0, (observed - expected) / math.sqrt(expected + 1))
     return services

@@ -6,8 +6,9 @@ Each modality ranks services on its own, then the two are combined:
   that score is divided by the square root of the number of services abnormal on the same
   metric at the same time (a change every service shows, like the CPU of a shared node,
   says little about which one is the cause); the service's metric score is its best one.
-- logs: the error-like lines of the incident, counting twice those of templates the
-  baseline never showed (see logs.score_logs).
+- logs: how far the incident's error-like lines surged above the service's own baseline
+  rate, counting twice those of templates the baseline never showed (see
+  logs.score_logs); a service that always logs errors scores nothing for them.
 
 Both are scaled to 0..1 by the best service of the modality and added, so that a service
 abnormal in both leads; where there are error logs, metrics count half (measured on the

@@ -6,12 +6,13 @@ import pytest
 
 from investigations import runner
 from investigations.signals import build_report, rank_suspects
-from investigations.signals.logs import score_logs
+from investigations.signals.logs import MAX_LINES, score_logs
 from investigations.signals.metrics import SeriesScore
 from investigations.tools.log_templates import LogEntry
 from tests.factories import T0, make_alert, make_investigation
 
 INCIDENT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+WINDOWS = (INCIDENT - timedelta(hours=1), INCIDENT), (INCIDENT, INCIDENT + timedelta(minutes=5))
 
 
 def entry(minutes, service, line):
@@ -27,7 +28,7 @@ def test_new_error_templates_make_a_service_the_log_suspect():
         for i in range(6)
     ]
 
-    scores = score_logs(baseline, incident, ("service",), INCIDENT)
+    scores = score_logs(baseline, incident, ("service",), *WINDOWS)
 
     db, cart = scores["orders-db"], scores["cart"]
     assert (db.incident_lines, db.baseline_lines, db.new_template_lines) == (6, 0, 6)
@@ -37,13 +38,46 @@ def test_new_error_templates_make_a_service_the_log_suspect():
     assert "out of memory" in db.templates[0]["template"]
 
 
+def test_errors_a_service_always_logs_are_not_a_surge():
+    # cart logs a timeout every minute, before and during the incident; payments' errors
+    # went from one every ten minutes to one every ten seconds.
+    baseline = [entry(-60 + i, "cart", f"ERROR timeout calling pricing {i}") for i in range(60)]
+    baseline += [entry(-60 + 10 * i, "payments", f"ERROR card declined {i}") for i in range(6)]
+    incident = [entry(i, "cart", f"ERROR timeout calling pricing {i}") for i in range(5)]
+    incident += [entry(i / 6, "payments", f"ERROR card declined {i}") for i in range(30)]
+
+    scores = score_logs(baseline, incident, ("service",), *WINDOWS)
+
+    assert scores["cart"].score == 0  # 5 lines where 5 were expected
+    assert scores["payments"].score > 10  # 30 lines where 0.5 were expected
+    assert scores["payments"].new_template_lines == 0  # the template was known
+
+
+def test_a_capped_baseline_is_read_as_the_span_it_covers():
+    # Loki answered only the newest MAX_LINES lines: they cover the last 10 minutes of the
+    # hour, so the baseline rate is theirs over 10 minutes, not over the hour.
+    span = 10 * 60 / MAX_LINES
+    baseline = [
+        entry(-(i + 1) * span / 60, "cart", f"ERROR timeout calling pricing {i}")
+        for i in range(MAX_LINES)
+    ]
+    incident = [
+        entry(i * span / 60, "cart", f"ERROR timeout calling pricing {i}")
+        for i in range(MAX_LINES // 2)
+    ]
+
+    scores = score_logs(baseline, incident, ("service",), *WINDOWS)
+
+    assert scores["cart"].score == 0  # the same rate as before
+
+
 def test_logs_and_metrics_are_combined_per_service():
     metrics = [
         SeriesScore("cpu", {"service": "cart"}, 12.0, 1, 100.0, 1.0, 5.0),
         SeriesScore("cpu", {"service": "web"}, 2.0, 1, None, 1.0, 1.1),
     ]
     logs = score_logs(
-        [], [entry(1, "orders-db", "ERROR connection refused")] * 5, ("service",), INCIDENT
+        [], [entry(1, "orders-db", "ERROR connection refused")] * 5, ("service",), *WINDOWS
     )
 
     suspects = rank_suspects(metrics, logs, "service", services_in_scope=["web"])
