@@ -387,12 +387,17 @@ async def scan(scope, starts_at, loki_url, prometheus_url):
         LokiClient(BackendConfig("Loki", loki_url)) as loki,
         PrometheusClient(BackendConfig("Prometheus", prometheus_url)) as prometheus,
     ):
-        metric_scan, log_scan = await asyncio.gather(
+        metric_scan, log_scan, path_scan = await asyncio.gather(
             signals.scan_metrics(prometheus, scope.query_selector, **windows),
             signals.scan_logs(loki, scope.query_selector, labels, **windows),
+            signals.scan_paths(loki, scope.query_selector, labels, **windows),
         )
     suspects = signals.rank_suspects(
-        metric_scan.scores, log_scan.services, scope.service_label, scope.services
+        metric_scan.scores,
+        log_scan.services,
+        scope.service_label,
+        scope.services,
+        service_paths=path_scan.services,
     )
     suspects = [s for s in suspects if s.score > 0]
     report, _ = signals.build_report(suspects, alerting_services=set(scope.services), unchecked=[])

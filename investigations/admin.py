@@ -204,6 +204,8 @@ def _evidence_line(evidence):
     for item in evidence[:3]:
         if item.get("kind") == "metric":
             parts.append(f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})")
+        elif item.get("kind") == "paths":
+            parts.append(f"{item['incident_diverged']} requests stopped here")
         elif item.get("kind") == "logs":
             parts.append(
                 f"{item['incident_lines']} error-like lines, {item['new_template_lines']} new"

@@ -10,7 +10,7 @@ from alerts.models import Alert
 TASK = "investigations.tasks.run_investigation"
 FOLLOWUP_TASK = "investigations.tasks.answer_followup"
 SEQUENCE_RETRIES = 5
-SCAN_BACKENDS = {"scan_metrics": "prometheus", "scan_logs": "loki"}
+SCAN_BACKENDS = {"scan_metrics": "prometheus", "scan_logs": "loki", "scan_paths": "loki"}
 
 
 class Investigation(models.Model):

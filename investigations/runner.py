@@ -176,36 +176,50 @@ def signals_step(investigation, scope):
             "scan_logs",
             {"query": signals.logs.error_query(selector), **windows},
         )
+        calls["paths"] = ToolCall.start(
+            investigation,
+            ToolCall.Agent.SIGNALS,
+            "scan_paths",
+            {"query": signals.paths.path_query(selector), **windows},
+        )
     else:
         unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
-    metric_scan, log_scan = asyncio.run(
+    metric_scan, log_scan, path_scan = asyncio.run(
         _scan(prometheus, loki, selector, service_label, baseline, incident)
     )
-    metric_scores, service_logs = [], {}
-    if "metrics" in calls:
-        if isinstance(metric_scan, Exception):
-            unchecked.append(f"metrics: {metric_scan}")
-            calls["metrics"].end(error=f"{type(metric_scan).__name__}: {metric_scan}")
+    scans = {"metrics": metric_scan, "logs": log_scan, "paths": path_scan}
+    described = {
+        "metrics": lambda scan: _describe_metric_scan(scan, service_label),
+        "logs": _describe_log_scan,
+        "paths": _describe_path_scan,
+    }
+    named = {"metrics": "metrics", "logs": "logs", "paths": "request paths"}
+    for name, call in calls.items():
+        scan = scans[name]
+        if isinstance(scan, Exception):
+            unchecked.append(f"{named[name]}: {scan}")
+            call.end(error=f"{type(scan).__name__}: {scan}")
+            scans[name] = None
         else:
-            metric_scores = metric_scan.scores
-            calls["metrics"].end(*_describe_metric_scan(metric_scan, service_label))
-            if metric_scan.errors:  # the store answered, but not for every metric
-                unchecked.append(
-                    f"metrics: {len(metric_scan.errors)} of {metric_scan.metrics} metrics "
-                    f"could not be read, e.g. {metric_scan.errors[0]}"
-                )
-    if "logs" in calls:
-        if isinstance(log_scan, Exception):
-            unchecked.append(f"logs: {log_scan}")
-            calls["logs"].end(error=f"{type(log_scan).__name__}: {log_scan}")
-        else:
-            service_logs = log_scan.services
-            calls["logs"].end(*_describe_log_scan(log_scan))
+            call.end(*described[name](scan))
+    metric_scan = scans["metrics"]
+    if metric_scan and metric_scan.errors:  # the store answered, but not for every metric
+        unchecked.append(
+            f"metrics: {len(metric_scan.errors)} of {metric_scan.metrics} metrics "
+            f"could not be read, e.g. {metric_scan.errors[0]}"
+        )
+    metric_scores = metric_scan.scores if metric_scan else []
+    service_logs = scans["logs"].services if scans["logs"] else {}
+    service_paths = scans["paths"].services if scans["paths"] else {}
     with step(
         investigation, ToolCall.Agent.SIGNALS, "rank_suspects", {"service_label": service_label}
     ) as call:
         suspects = signals.rank_suspects(
-            metric_scores, service_logs, service_label, services_in_scope=scope.services
+            metric_scores,
+            service_logs,
+            service_label,
+            services_in_scope=scope.services,
+            service_paths=service_paths,
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (
@@ -219,38 +233,39 @@ def signals_step(investigation, scope):
     investigation.save(update_fields=["suspects"])
     evidence_steps = {
         kind: calls[name].sequence
-        for kind, name in (("metric", "metrics"), ("logs", "logs"))
+        for kind, name in (("metric", "metrics"), ("logs", "logs"), ("paths", "paths"))
         if name in calls and calls[name].status == ToolCall.Status.OK
     }
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
 
 
 async def _scan(prometheus, loki, selector, service_label, baseline, incident):
-    """Both scans at once; each result is the scan or the exception that stopped it."""
-
-    async def metrics():
-        async with prometheus:
-            return await signals.scan_metrics(
-                prometheus, selector, baseline, incident, now=incident[1]
-            )
-
-    async def logs():
-        async with loki:
-            labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
-            return await signals.scan_logs(
-                loki, selector, labels, baseline, incident, now=incident[1]
-            )
+    """The scans at once: metrics, error-like log lines, request paths; each result is the
+    scan, the exception that stopped it, or None for a backend that is not configured."""
+    labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
+    now = incident[1]
 
     async def guarded(scan):
         try:
-            return await scan()
+            return await scan
         except (TelemetryError, OSError) as exc:
             return exc
 
-    return await asyncio.gather(
-        guarded(metrics) if prometheus else _nothing(),
-        guarded(logs) if loki else _nothing(),
-    )
+    async with AsyncExitStack() as clients:
+        for client in (prometheus, loki):
+            if client:
+                await clients.enter_async_context(client)
+        return await asyncio.gather(
+            guarded(signals.scan_metrics(prometheus, selector, baseline, incident, now=now))
+            if prometheus
+            else _nothing(),
+            guarded(signals.scan_logs(loki, selector, labels, baseline, incident, now=now))
+            if loki
+            else _nothing(),
+            guarded(signals.scan_paths(loki, selector, labels, baseline, incident, now=now))
+            if loki
+            else _nothing(),
+        )
 
 
 async def _nothing():
@@ -296,6 +311,32 @@ def _describe_log_scan(scan):
     output = {
         "query": scan.query,
         "lines": list(scan.lines),
+        "truncated": scan.truncated,
+        "services": [{"service": s.service, **s.as_evidence()} for s in ranked[:20]],
+    }
+    return output, text
+
+
+def _describe_path_scan(scan):
+    ranked = sorted(scan.services.values(), key=lambda s: s.score, reverse=True)
+    reference, control, incident = scan.requests
+    if not any(scan.requests):
+        text = f"{scan.lines} lines with a trace id; no request paths to compare"
+    else:
+        text = (
+            f"{scan.lines} lines, {reference + control} baseline and {incident} incident "
+            "requests by trace id" + (" (capped)" if scan.truncated else "")
+        )
+    if ranked and ranked[0].score > 0:
+        text += "; diverged at: " + "; ".join(
+            f"{s.service} ({s.incident_diverged}, baseline {s.baseline_diverged})"
+            for s in ranked[:5]
+            if s.score > 0
+        )
+    output = {
+        "query": scan.query,
+        "lines": scan.lines,
+        "requests": dict(zip(("reference", "control", "incident"), scan.requests, strict=True)),
         "truncated": scan.truncated,
         "services": [{"service": s.service, **s.as_evidence()} for s in ranked[:20]],
     }

@@ -276,11 +276,17 @@ def briefing(context, suspects, signals_summary, asked=""):
     return redact(text).text
 
 
+# The fields of evidence items that quote log lines: the templates of the error-like lines
+# and the steps (masked line starts) that requests stopped reaching.
+LOG_TEXT_FIELDS = {"logs": "templates", "paths": "missing_steps"}
+
+
 def without_log_text(evidence):
-    """A suspect's evidence item without the log lines' own words (their templates)."""
-    if evidence.get("kind") != "logs":
+    """A suspect's evidence item without the log lines' own words."""
+    field = LOG_TEXT_FIELDS.get(evidence.get("kind"))
+    if field is None:
         return evidence
-    return {key: value for key, value in evidence.items() if key != "templates"}
+    return {key: value for key, value in evidence.items() if key != field}
 
 
 _WORD = re.compile(r"\w+")

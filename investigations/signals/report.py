@@ -19,7 +19,7 @@ def confidence(suspects):
 
 def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None):
     """(report dict, report text) from ranked Suspects. `evidence_steps` maps an evidence
-    kind ("metric", "logs") to the timeline step that found it, for the text to cite."""
+    kind ("metric", "logs", "paths") to the timeline step that found it, for the text to cite."""
     evidence_steps = evidence_steps or {}
     if not suspects or suspects[0].score <= 0:
         summary = "The signal scan found no service that changed clearly when the alert began."
@@ -68,6 +68,12 @@ def _describe(suspect):
                 f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
                 f"{item['score']:.0f} robust deviations){when}"
+            )
+        elif item["kind"] == "paths":
+            parts.append(
+                f"{item['incident_diverged']} of {item['incident_requests']} requests in the "
+                "incident window stopped going through it as they used to (baseline: "
+                f"{item['baseline_diverged']} of {item['baseline_requests']})"
             )
         else:
             new = f", {item['new_template_lines']} in templates new to the incident"

@@ -9,12 +9,15 @@ Each modality ranks services on its own, then the two are combined:
 - logs: how far the incident's error-like lines surged above the service's own baseline
   rate, counting twice those of templates the baseline never showed (see
   logs.score_logs); a service that always logs errors scores nothing for them.
+- request paths: how far the requests that stopped going as usual at the service surged
+  above their baseline rate (see paths.score_paths).
 
-Both are scaled to 0..1 by the best service of the modality and added, so that a service
-abnormal in both leads; where there are error logs, metrics count half (measured on the
-case pack with logs: every service's metrics move with load, while error lines come from
-where the code fails; docs/BENCHMARKS.md). Ties go to the earliest change: a fault shows
-first where it is.
+Each is scaled to 0..1 by the best service of its kind and they are added, so that a
+service abnormal in several leads. Request paths count twice and, where there is log
+evidence, metrics count half (measured on the case pack with logs: every service's metrics
+move with load, error lines come from where the code fails, and a faulty service that logs
+no error still stops the requests through it; docs/BENCHMARKS.md). Ties go to the earliest
+change: a fault shows first where it is.
 """
 
 import math
@@ -25,6 +28,7 @@ from investigations.signals.metrics import CHANGE_SIGMAS
 
 MAX_EVIDENCE = 5
 METRIC_WEIGHT_WITH_LOGS = 0.5
+PATH_WEIGHT = 2.0
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Suspect:
     score: float = 0.0
     metric_score: float = 0.0
     log_score: float = 0.0
+    path_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
 
@@ -42,13 +47,17 @@ class Suspect:
             "score": round(self.score, 3),
             "metric_score": round(self.metric_score, 3),
             "log_score": round(self.log_score, 3),
+            "path_score": round(self.path_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
         }
 
 
-def rank_suspects(metric_scores, service_logs, service_label, services_in_scope=()):
-    """Suspects, best first, from SeriesScores (metrics.py) and ServiceLogs (logs.py)."""
+def rank_suspects(
+    metric_scores, service_logs, service_label, services_in_scope=(), service_paths=None
+):
+    """Suspects, best first, from SeriesScores (metrics.py), ServiceLogs (logs.py) and
+    ServicePaths (paths.py)."""
     best = {}  # (service, metric) -> SeriesScore
     for series in metric_scores:
         service = series.labels.get(service_label)
@@ -77,12 +86,20 @@ def rank_suspects(metric_scores, service_logs, service_label, services_in_scope=
         suspect.log_score = logs.score
         if logs.incident_lines:
             suspect.evidence.insert(0, logs.as_evidence())
+    for service, paths in (service_paths or {}).items():
+        if paths.score > 0:
+            suspect = suspects.setdefault(service, Suspect(service))
+            suspect.path_score = paths.score
+            suspect.evidence.insert(0, paths.as_evidence())
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)
-    metric_weight = METRIC_WEIGHT_WITH_LOGS if top_log else 1.0
+    top_path = max((s.path_score for s in suspects.values()), default=0)
+    metric_weight = METRIC_WEIGHT_WITH_LOGS if top_log or top_path else 1.0
     for suspect in suspects.values():
-        suspect.score = metric_weight * suspect.metric_score / top_metric + (
-            suspect.log_score / top_log if top_log else 0.0
+        suspect.score = (
+            metric_weight * suspect.metric_score / top_metric
+            + (suspect.log_score / top_log if top_log else 0.0)
+            + (PATH_WEIGHT * suspect.path_score / top_path if top_path else 0.0)
         )
     return sorted(
         suspects.values(),

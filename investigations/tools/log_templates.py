@@ -208,12 +208,16 @@ def service_of(labels):
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
 
 
+def line_masker():
+    """drain3's masker with MASKS: a line with the parts that vary made placeholders."""
+    return LogMasker([MaskingInstruction(p, name) for p, name in MASKS], "<", ">")
+
+
 def _miner():
     """A Drain tree and its masker, in memory (drain3's TemplateMiner adds persistence and
     logging, neither wanted for one tool call)."""
-    masker = LogMasker([MaskingInstruction(p, name) for p, name in MASKS], "<", ">")
     drain = Drain(depth=DRAIN_DEPTH, sim_th=DRAIN_SIM_TH, max_children=DRAIN_MAX_CHILDREN)
-    return masker, drain
+    return line_masker(), drain
 
 
 def mine_templates(entries, redactor, *, incident_start_ns=None, window_ns=None):

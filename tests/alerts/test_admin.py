@@ -113,6 +113,7 @@ def test_an_investigation_page_shows_its_suspects_and_report(triage):
             "service": "orders-db",
             "score": 1.5,
             "evidence": [
+                {"kind": "paths", "incident_diverged": 30, "missing_steps": []},
                 {"kind": "logs", "incident_lines": 12, "new_template_lines": 9},
                 {"kind": "metric", "metric": "busy", "direction": "up", "score": 41.0},
             ],
@@ -125,7 +126,10 @@ def test_an_investigation_page_shows_its_suspects_and_report(triage):
     )
 
     page = response.content.decode()
-    assert "<b>orders-db</b> (1.50): 12 error-like lines, 9 new; busy up (41.0)" in page
+    assert (
+        "<b>orders-db</b> (1.50): 30 requests stopped here; 12 error-like lines, 9 new; "
+        "busy up (41.0)"
+    ) in page
     assert "Not checked: metrics (ROOTLINE_PROMETHEUS_URL is not set)" in page  # the report
 
 

@@ -56,18 +56,22 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
     investigation = make_investigation(
         make_alert("ab02"),
         status="completed",
-        report={"source": "signals", "summary": "x", "evidence_steps": {"metric": 3}},
+        report={"source": "signals", "summary": "x", "evidence_steps": {"metric": 3, "paths": 5}},
         report_text="x",
         suspects=[
             {
                 "service": "db",
                 "score": 2.0,
-                "evidence": [{"kind": "metric", "metric": "up", "direction": "down", "score": 9}],
+                "evidence": [
+                    {"kind": "paths", "incident_diverged": 30, "missing_steps": []},
+                    {"kind": "metric", "metric": "up", "direction": "down", "score": 9},
+                ],
             }
         ],
     )
     page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
     assert "Signals-only report" in page and "ANTHROPIC_API_KEY" in page
+    assert '30 requests stopped here (<a href="#step-5">step 5</a>)' in page
     assert '<a href="#step-3">step 3</a>' in page
 
 

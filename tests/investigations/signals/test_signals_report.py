@@ -128,6 +128,7 @@ def test_an_investigation_whose_backends_are_down_completes_saying_so(settings):
     assert "127.0.0.1:9" in steps["scan_metrics"].error
     assert steps["scan_logs"].status == "error"
     unchecked = investigation.report["unchecked"]
-    assert [u.split(":")[0] for u in unchecked] == ["metrics", "logs"]
+    assert steps["scan_paths"].status == "error"
+    assert [u.split(":")[0] for u in unchecked] == ["metrics", "logs", "request paths"]
     assert investigation.report["root_cause"] is None
     assert "Not checked: metrics" in investigation.report_text

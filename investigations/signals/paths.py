@@ -1,0 +1,229 @@
+"""The request-path scan: where requests stopped going the way they used to.
+
+Many services print the trace id of the request they serve on every line (`trace_id=...`,
+`TraceID: ...`, `"traceId": "..."`). Grouped by trace id, the lines in scope give each
+request's path: the kinds of lines (service, masked start of the message) in the order they
+were logged. A fault that raises no error line (an exception answered as a 500 to the
+caller, a wrong return value) still changes the paths through the faulty service: the
+requests stop where it fails. So a request whose path the reference never showed is credited
+to the service of the first step that its closest reference path (same first step, longest
+common start) has and it lacks: where it stopped going as usual.
+
+Paths diverge all the time (rare requests, retries), so a service scores by how far its
+incident divergences surge above their share of the requests in the control span, the
+baseline's second half, measured against the same reference, the baseline's first half
+(the Poisson deviation of the log scan). Per request, not per second: load changes,
+and so does how much of a window a capped read covers. Requests that began in the last
+minute before "now" may still be running, and are left out.
+
+Only a stream selector and a line filter go to Loki, paged through `query_range`.
+"""
+
+import asyncio
+import itertools
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from investigations.scope import quote
+from investigations.signals.logs import MAX_LINES, service_of
+from investigations.tools.log_templates import line_masker, mining_text
+from investigations.tools.redaction import default_redactor
+
+TRACE_FILTER = "(?i)trace[-_.]?id"
+TRACE_ID = re.compile(r"(?i)trace[-_.]?id[\"']?\s{0,3}[:=]\s{0,3}[\"']?([0-9a-f]{16,32})\b")
+# A step is a line's service and the first words of its masked message.
+STEP_WORDS = 6
+STEP_CHARS = 300
+MAX_PATH_LINES = 120_000
+PAGE_SLICES = 8  # the window is read as this many slices at once, each paged
+MAX_CONCURRENT_QUERIES = 4
+REFERENCE_SHARE = 0.5
+UNFINISHED = timedelta(minutes=1)
+MAX_EXAMPLE_STEPS = 3
+
+
+@dataclass
+class ServicePaths:
+    service: str
+    incident_diverged: int = 0
+    baseline_diverged: int = 0  # in the control span
+    incident_requests: int = 0
+    baseline_requests: int = 0  # in the control span
+    missing: Counter = field(default_factory=Counter)  # step text -> incident requests
+    score: float = 0.0
+
+    def as_evidence(self):
+        return {
+            "kind": "paths",
+            "incident_diverged": self.incident_diverged,
+            "baseline_diverged": self.baseline_diverged,
+            "incident_requests": self.incident_requests,
+            "baseline_requests": self.baseline_requests,
+            "missing_steps": [
+                {"step": default_redactor().redact(step).text, "requests": n}
+                for step, n in self.missing.most_common(MAX_EXAMPLE_STEPS)
+            ],
+            "score": round(self.score, 2),
+        }
+
+
+@dataclass
+class PathScan:
+    services: dict[str, ServicePaths] = field(default_factory=dict)
+    query: str = ""
+    lines: int = 0
+    requests: tuple[int, int, int] = (0, 0, 0)  # reference, control, incident
+    truncated: bool = False
+
+
+def path_query(selector):
+    """The LogQL query of the scan: lines under `selector` that carry a trace id."""
+    return f"{selector} |~ {quote(TRACE_FILTER)}"
+
+
+async def scan_paths(loki, selector, service_labels, baseline, incident, *, now):
+    """Requests under `selector` from the baseline's start to `now`, scored per service."""
+    scan = PathScan(query=path_query(selector))
+    entries, scan.truncated = await read_all(loki, scan.query, baseline[0], now)
+    scan.lines = len(entries)
+    control_start = baseline[0] + (baseline[1] - baseline[0]) * REFERENCE_SHARE
+    spans = (
+        (baseline[0], control_start),
+        (control_start, incident[0]),
+        (incident[0], now - UNFINISHED),
+    )
+    reference, control, inside = paths_by_span(entries, service_labels, spans)
+    scan.requests = (len(reference), len(control), len(inside))
+    scan.services = score_paths(reference, control, inside)
+    return scan
+
+
+async def read_all(loki, query, start, end):
+    """Every line of `query` in [start, end) as (ts_ns, line, labels), read as PAGE_SLICES
+    slices at once, each paged forward MAX_LINES at a time; (entries, truncated) where
+    truncated means MAX_PATH_LINES stopped the reading."""
+    limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+    budget = MAX_PATH_LINES // PAGE_SLICES
+    edges = [start + (end - start) * i / PAGE_SLICES for i in range(PAGE_SLICES + 1)]
+
+    async def read_slice(slice_start, slice_end):
+        entries, cursor, seen_at_cursor = [], slice_start, set()
+        while len(entries) < budget:
+            async with limit:
+                result = await loki.query_range(
+                    query, cursor, slice_end, limit=MAX_LINES, direction="forward"
+                )
+            answer = [(int(ts), line, s.labels) for s in result.streams for ts, line in s.entries]
+            page = [e for e in answer if (e[0], e[1]) not in seen_at_cursor]
+            entries += page
+            if len(answer) < MAX_LINES:
+                return entries, False
+            if not page:  # a whole page of lines at one nanosecond: cannot page past it
+                return entries, True
+            # A full page: read on from its last nanosecond (lines at that very time may
+            # be split across pages, so remember those already read).
+            last = max(ts for ts, _, _ in page)
+            seen_at_cursor = {(ts, line) for ts, line, _ in page if ts == last} | {
+                key for key in seen_at_cursor if key[0] == last
+            }
+            cursor = Decimal(last) / 10**9
+        return entries, True
+
+    try:  # the first failure stops the other slices (Loki down: one error, not eight)
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(read_slice(a, b)) for a, b in itertools.pairwise(edges)]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    slices = [task.result() for task in tasks]
+    return [e for entries, _ in slices for e in entries], any(cut for _, cut in slices)
+
+
+def paths_by_span(entries, service_labels, spans):
+    """The paths (tuples of (service, step text)) of the requests that began in each span
+    ((start, end) datetimes), one list per span; lines without a trace id are skipped."""
+    masker = line_masker()
+    steps = {}
+    by_trace = defaultdict(list)
+    for ts, line, labels in entries:
+        match = TRACE_ID.search(line)
+        service = service_of(labels, service_labels)
+        if not match or not service:
+            continue
+        message = mining_text(line)[0]
+        words = message[:STEP_CHARS].split()
+        if len(message) > STEP_CHARS:
+            words = words[:-1]  # perhaps cut in two: only whole words redact reliably
+        head = " ".join(words)
+        text = steps.get(head)
+        if text is None:
+            text = steps[head] = " ".join(masker.mask(head).split()[:STEP_WORDS])
+        by_trace[match.group(1).lower()].append((ts, service, text))
+    bounds = [(int(a.timestamp() * 1e9), int(b.timestamp() * 1e9)) for a, b in spans]
+    paths = [[] for _ in spans]
+    for lines in by_trace.values():
+        lines.sort()
+        began = lines[0][0]
+        for n, (start, end) in enumerate(bounds):
+            if start <= began < end:
+                paths[n].append(tuple((service, text) for _, service, text in lines))
+                break
+    return paths
+
+
+def diverged(reference, sample):
+    """{service: Counter of missing step texts}: each path of `sample` that no path of
+    `reference` with the same first step matches, credited to the service of the first step
+    its closest reference path has and it lacks. A path that only ends early is credited
+    there too; one that only goes further, or whose first step the reference never began
+    with, is not."""
+    known = defaultdict(Counter)
+    for path in reference:
+        known[path[0]][path] += 1
+    found = defaultdict(Counter)
+    memo = {}
+    for path in sample:
+        candidates = known.get(path[0])
+        if not candidates or path in candidates:
+            continue
+        if path not in memo:
+            closest = max(candidates, key=lambda p: (_common_start(path, p), candidates[p]))
+            n = _common_start(path, closest)
+            memo[path] = closest[n] if n < len(closest) else None
+        step = memo[path]
+        if step is not None:
+            found[step[0]][step[1]] += 1
+    return found
+
+
+def score_paths(reference, control, incident):
+    """ServicePaths by service, from the paths of three spans: how far the incident's
+    divergences surge above what the control span's rate per request predicts for as many
+    requests, in Poisson standard deviations (as logs.score_logs)."""
+    before, now = diverged(reference, control), diverged(reference, incident)
+    ratio = len(incident) / max(len(control), 1)
+    services = {}
+    for service in before.keys() | now.keys():
+        row = services[service] = ServicePaths(
+            service,
+            incident_diverged=sum(now[service].values()),
+            baseline_diverged=sum(before[service].values()),
+            incident_requests=len(incident),
+            baseline_requests=len(control),
+            missing=now[service],
+        )
+        expected = row.baseline_diverged * ratio
+        row.score = max(0.0, (row.incident_diverged - expected) / math.sqrt(expected + 1))
+    return services
+
+
+def _common_start(a, b):
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

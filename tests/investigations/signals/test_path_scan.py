@@ -1,0 +1,209 @@
+"""The request-path scan: requests grouped by the trace id in their log lines, and the
+service where they stopped going as usual; read from bench/loki_stub.py over real HTTP,
+paged past Loki's line limit."""
+
+import asyncio
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from loki_stub import LogStore, serve
+
+from investigations.signals import build_report, rank_suspects
+from investigations.signals.logs import MAX_LINES
+from investigations.signals.paths import (
+    PAGE_SLICES,
+    diverged,
+    path_query,
+    paths_by_span,
+    read_all,
+    scan_paths,
+    score_paths,
+)
+from investigations.telemetry import BackendConfig, LokiClient
+
+INCIDENT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+BASELINE = (INCIDENT - timedelta(hours=1), INCIDENT)
+NOW = INCIDENT + timedelta(minutes=20)
+LABELS = ("service",)
+
+# One kind of request: web takes an order, asks cart, cart asks db, web answers.
+CHECKOUT = [
+    ("web", "INFO  w.OrderController#40 TraceID: {t} [checkout][start]"),
+    ("cart", "INFO  c.CartService#12 TraceID: {t} [load cart]"),
+    ("db", "INFO  d.Query#7 TraceID: {t} [select items]"),
+    ("cart", "INFO  c.CartService#30 TraceID: {t} [cart loaded]"),
+    ("web", "INFO  w.OrderController#55 TraceID: {t} [checkout][done]"),
+]
+# db fails before it logs: cart's call throws, web answers an error.
+CHECKOUT_DB_FAILS = [
+    *CHECKOUT[:2],
+    ("web", "WARN  w.OrderController#60 TraceID: {t} [checkout][cart said 500]"),
+]
+# A search request whose second step varies all day (every other one is a `miss` with its
+# own number): its divergences are chronic.
+SEARCH = [("web", "INFO  w.Search#9 TraceID: {t} [search]")]
+SEARCH_VARIANTS = [
+    ("search", "INFO  s.Index#3 TraceID: {t} [hit]"),
+    ("search", "INFO  s.Index#4 TraceID: {t} [miss {n}]"),
+]
+
+
+def request(n, started, steps):
+    """Log entries (labels, ts_ns, line) of one request: its steps 10 ms apart."""
+    trace = f"{n:08x}abcdef0123456789abcdef01"
+    start_ns = int(started.timestamp() * 1e9)
+    return [
+        (
+            {"namespace": "shop", "service": service},
+            start_ns + i * 10_000_000,
+            f"04:00:00.{i:03d} {text.format(t=trace, n=n)}",
+        )
+        for i, (service, text) in enumerate(steps)
+    ]
+
+
+def traffic(fault_from=None):
+    """Two requests a minute from an hour before the incident to NOW; from `fault_from` on,
+    every checkout fails at db. Search takes a variant path one time in four, always."""
+    entries, n = [], 0
+    at = BASELINE[0]
+    while at < NOW:
+        n += 1
+        failing = fault_from is not None and at >= fault_from
+        entries += request(n, at, CHECKOUT_DB_FAILS if failing else CHECKOUT)
+        n += 1
+        variant = SEARCH_VARIANTS[1 if n % 4 == 0 else 0]
+        entries += request(n, at + timedelta(seconds=30), [*SEARCH, variant])
+        at += timedelta(minutes=1)
+    return entries
+
+
+def test_a_request_that_stops_early_is_credited_to_the_step_it_never_reached():
+    normal = ("web", "take"), ("cart", "load"), ("db", "select"), ("web", "done")
+    rare = ("web", "take"), ("cart", "load"), ("cart", "cached"), ("web", "done")
+    failed = ("web", "take"), ("cart", "load"), ("web", "error")
+    longer = (*normal, ("web", "audit"))
+    unknown_start = ("batch", "run"), ("db", "select")
+
+    found = diverged([normal] * 5 + [rare], [failed, failed, longer, unknown_start, rare])
+
+    # failed is closest to normal (the more common of two as close): db never came.
+    assert {service: dict(steps) for service, steps in found.items()} == {"db": {"select": 2}}
+
+
+def test_divergences_score_against_the_control_span_per_request():
+    # cart's requests diverge one in ten before and during the incident: no surge;
+    # db's went from none to half of the requests.
+    ok = ("web", "a"), ("cart", "b"), ("db", "c")
+    cart_odd = ("web", "a"), ("cart", "x")
+    db_missing = ("web", "a"), ("cart", "b")
+    reference = [ok] * 50
+    control = [ok] * 90 + [cart_odd] * 10
+    incident = [ok] * 40 + [cart_odd] * 10 + [db_missing] * 50  # cart_odd diverges at "b"
+
+    scores = score_paths(reference, control, incident)
+
+    assert scores["cart"].incident_diverged == scores["cart"].baseline_diverged == 10
+    assert scores["cart"].score == 0
+    assert scores["db"].incident_diverged == 50 and scores["db"].baseline_diverged == 0
+    assert scores["db"].score > 10
+
+
+@pytest.fixture
+def loki():
+    """run(entries, scan): `scan(client)` against bench/loki_stub.py serving `entries`."""
+    with ExitStack() as stubs:
+
+        def run(entries, scan):
+            url = stubs.enter_context(serve(LogStore(entries))).url
+
+            async def go():
+                async with LokiClient(BackendConfig("Loki", url)) as client:
+                    return await scan(client)
+
+            return asyncio.run(go())
+
+        yield run
+
+
+def scan_shop(client):
+    return scan_paths(client, '{namespace="shop"}', LABELS, BASELINE, (INCIDENT, NOW), now=NOW)
+
+
+def test_reading_pages_past_the_line_limit_without_losing_or_repeating_a_line(loki):
+    # 3 pages' worth in one slice, with a burst of lines in one nanosecond astride the
+    # first page's end.
+    start = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    start_ns = int(start.timestamp() * 1e9)
+    times = [start_ns + i * 1000 for i in range(MAX_LINES - 5)]
+    times += [times[-1] + 1000] * 10
+    times += [times[-1] + 1000 + i for i in range(2 * MAX_LINES)]
+    entries = [
+        ({"service": "web"}, ts, f"TraceID: {i:032x} line {i}") for i, ts in enumerate(times)
+    ]
+    end = start + timedelta(seconds=PAGE_SLICES)  # every line falls in the first slice
+
+    read, truncated = loki(
+        entries, lambda client: read_all(client, path_query('{service="web"}'), start, end)
+    )
+
+    assert not truncated
+    assert sorted(line for _, line, _ in read) == sorted(line for _, _, line in entries)
+
+
+def test_the_scan_finds_where_requests_stopped_through_loki(loki):
+    scan = loki(traffic(fault_from=INCIDENT + timedelta(minutes=5)), scan_shop)
+
+    assert scan.query == '{namespace="shop"} |~ "(?i)trace[-_.]?id"'
+    assert not scan.truncated
+    reference, control, incident = scan.requests
+    assert (reference, control) == (60, 60)  # two requests a minute, half an hour each
+    assert incident == 38  # the last minute's requests may still be running: not counted
+    top = max(scan.services.values(), key=lambda s: s.score)
+    assert top.service == "db"
+    assert top.incident_diverged == 14 and top.baseline_diverged == 0
+    assert top.missing.most_common(1)[0][0].startswith("d.Query#7 TraceID: <HEX>")
+    # search's variants diverge as often as they did in the baseline
+    assert scan.services.get("search") is None or scan.services["search"].score < 2
+
+
+def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
+    scan = loki(traffic(fault_from=INCIDENT + timedelta(minutes=5)), scan_shop)
+
+    suspects = rank_suspects([], {}, "service", ["web"], service_paths=scan.services)
+    report, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
+
+    assert suspects[0].service == "db"
+    evidence = suspects[0].evidence[0]
+    assert evidence["kind"] == "paths"
+    assert evidence["missing_steps"][0]["requests"] == 14
+    assert (
+        "14 of 38 requests in the incident window stopped going through it as they used to "
+        "(baseline: 0 of 60)"
+    ) in report["summary"]
+    assert "d.Query" not in text  # log text reaches a model only through its tools
+
+
+def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    at = int(INCIDENT.timestamp() * 1e9)
+    secret = "password=hunter2hunter2"
+    entries = [
+        (at, f"12:00:00.001 INFO  a.Api#1 TraceID: {trace} [take order]", {"service": "web"}),
+        (at + 1, f'level=info msg="load cart 42" trace_id={trace}', {"service": "cart"}),
+        (at + 2, f'{{"msg": "select items", "traceId": "{trace.upper()}"}}', {"service": "db"}),
+        (at + 3, f"no trace id here {trace}", {"service": "db"}),
+        # the secret straddles STEP_CHARS (300): "TraceID: " + 32 + " long " + 247 + " "
+        (at + 4, f"TraceID: {trace} long {'x' * 247} {secret}", {"service": "db"}),
+        (at + 5, f"TraceID: {trace} unlabelled", {"pod": "web-1"}),
+    ]
+    spans = [(INCIDENT, INCIDENT + timedelta(minutes=1))]
+
+    [[path]] = paths_by_span(entries, LABELS, spans)
+
+    assert [service for service, _ in path] == ["web", "cart", "db", "db"]
+    assert path[0][1] == "a.Api#1 TraceID: <HEX> [take order]"
+    assert path[1][1] == "load cart 42"
+    assert path[2][1] == "select items"
+    assert path[3][1] == f"TraceID: <HEX> long {'x' * 247}"  # the cut word is dropped
