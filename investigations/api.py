@@ -105,7 +105,11 @@ class SuspectOut(BaseModel):
 
     service: str
     score: float
-    evidence: list[dict] = []
+    evidence: list[dict] = Field(
+        default=[],
+        description="what changed in the service, by `kind`: `metric` (a series), `logs` "
+        "(its error-like lines), `paths` (requests that stopped going through it as before)",
+    )
 
 
 class InvestigationBase(Schema):
