@@ -39,7 +39,9 @@ TRACE_ID = re.compile(r"(?i)trace[-_.]?id[\"']?\s{0,3}[:=]\s{0,3}[\"']?([0-9a-f]
 STEP_WORDS = 6
 STEP_CHARS = 300
 MAX_PATH_LINES = 120_000
-PAGE_SLICES = 8  # the window is read as this many slices at once, each paged
+# Each span (reference, control, incident) is read as this many slices at once, each paged
+# up to its share of MAX_PATH_LINES: a capped read still has every span, the incident too.
+SLICES_PER_SPAN = (3, 3, 2)
 MAX_CONCURRENT_QUERIES = 4
 REFERENCE_SHARE = 0.5
 UNFINISHED = timedelta(minutes=1)
@@ -88,9 +90,13 @@ def path_query(selector):
 async def scan_paths(loki, selector, service_labels, baseline, incident, *, now):
     """Requests under `selector` from the baseline's start to `now`, scored per service."""
     scan = PathScan(query=path_query(selector))
-    entries, scan.truncated = await read_all(loki, scan.query, baseline[0], now)
-    scan.lines = len(entries)
     control_start = baseline[0] + (baseline[1] - baseline[0]) * REFERENCE_SHARE
+    edges = [baseline[0]]
+    for end, parts in zip((control_start, incident[0], now), SLICES_PER_SPAN, strict=True):
+        start = edges[-1]
+        edges += [start + (end - start) * i / parts for i in range(1, parts + 1)]
+    entries, scan.truncated = await read_all(loki, scan.query, edges)
+    scan.lines = len(entries)
     spans = (
         (baseline[0], control_start),
         (control_start, incident[0]),
@@ -102,16 +108,18 @@ async def scan_paths(loki, selector, service_labels, baseline, incident, *, now)
     return scan
 
 
-async def read_all(loki, query, start, end):
-    """Every line of `query` in [start, end) as (ts_ns, line, labels), read as PAGE_SLICES
-    slices at once, each paged forward MAX_LINES at a time; (entries, truncated) where
-    truncated means MAX_PATH_LINES stopped the reading."""
+async def read_all(loki, query, edges):
+    """Every line of `query` from edges[0] to edges[-1] (datetimes) as (ts_ns, line,
+    labels), each slice between two edges read at once, paged forward MAX_LINES at a time,
+    up to its share of MAX_PATH_LINES (from its start); (entries, truncated) where
+    truncated means a slice was not read to its end."""
     limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
-    budget = MAX_PATH_LINES // PAGE_SLICES
-    edges = [start + (end - start) * i / PAGE_SLICES for i in range(PAGE_SLICES + 1)]
+    budget = MAX_PATH_LINES // (len(edges) - 1)
 
     async def read_slice(slice_start, slice_end):
         entries, cursor, seen_at_cursor = [], slice_start, set()
+        if slice_end <= slice_start:  # an empty span (an incident window that ends at once)
+            return entries, False
         while len(entries) < budget:
             async with limit:
                 result = await loki.query_range(

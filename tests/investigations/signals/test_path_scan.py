@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from loki_stub import LogStore, serve
 
-from investigations.signals import build_report, rank_suspects
+from investigations.signals import build_report, paths, rank_suspects
 from investigations.signals.logs import MAX_LINES
 from investigations.signals.paths import (
-    PAGE_SLICES,
     diverged,
     path_query,
     paths_by_span,
@@ -142,10 +141,10 @@ def test_reading_pages_past_the_line_limit_without_losing_or_repeating_a_line(lo
     entries = [
         ({"service": "web"}, ts, f"TraceID: {i:032x} line {i}") for i, ts in enumerate(times)
     ]
-    end = start + timedelta(seconds=PAGE_SLICES)  # every line falls in the first slice
+    edges = [start, start + timedelta(seconds=1), start + timedelta(seconds=2)]  # two slices
 
     read, truncated = loki(
-        entries, lambda client: read_all(client, path_query('{service="web"}'), start, end)
+        entries, lambda client: read_all(client, path_query('{service="web"}'), edges)
     )
 
     assert not truncated
@@ -207,3 +206,36 @@ def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
     assert path[1][1] == "load cart 42"
     assert path[2][1] == "select items"
     assert path[3][1] == f"TraceID: <HEX> long {'x' * 247}"  # the cut word is dropped
+
+
+def test_a_capped_read_still_has_the_incident(loki, monkeypatch):
+    # Room for 20 lines (about 3 minutes of this traffic) per slice: each slice is read
+    # from its start only. A 4-minute incident at the end of 80 minutes would fall past
+    # the lines read of an equal slice of the whole; it has slices of its own.
+    monkeypatch.setattr(paths, "MAX_PATH_LINES", 8 * 20)
+    monkeypatch.setattr(paths, "MAX_LINES", 10)
+    start = NOW - timedelta(minutes=4)
+
+    scan = loki(
+        traffic(fault_from=start),
+        lambda client: scan_paths(
+            client, '{namespace="shop"}', LABELS, (BASELINE[0], start), (start, NOW), now=NOW
+        ),
+    )
+
+    assert scan.truncated
+    reference, control, incident = scan.requests
+    assert reference and control and incident
+    assert max(scan.services.values(), key=lambda s: s.score).service == "db"
+
+
+def test_an_incident_window_that_ends_at_once_reads_nothing_for_it(loki):
+    scan = loki(
+        traffic(),
+        lambda client: scan_paths(
+            client, '{namespace="shop"}', LABELS, (BASELINE[0], NOW), (NOW, NOW), now=NOW
+        ),
+    )
+
+    assert scan.requests[2] == 0
+    assert all(s.incident_diverged == 0 for s in scan.services.values())
