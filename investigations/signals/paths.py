@@ -46,6 +46,7 @@ MAX_CONCURRENT_QUERIES = 4
 REFERENCE_SHARE = 0.5
 UNFINISHED = timedelta(minutes=1)
 MAX_EXAMPLE_STEPS = 3
+MAX_CLOSEST_CANDIDATES = 200
 
 
 @dataclass
@@ -191,6 +192,13 @@ def diverged(reference, sample):
     known = defaultdict(Counter)
     for path in reference:
         known[path[0]][path] += 1
+    # The closest is sought among the most common paths of each first step only: a log
+    # whose first words vary (a user name, an unmasked id) makes thousands of rare paths,
+    # and comparing each new path with all of them would outrun the scan's budget.
+    common = {
+        first: [p for p, _ in counts.most_common(MAX_CLOSEST_CANDIDATES)]
+        for first, counts in known.items()
+    }
     found = defaultdict(Counter)
     memo = {}
     for path in sample:
@@ -198,7 +206,7 @@ def diverged(reference, sample):
         if not candidates or path in candidates:
             continue
         if path not in memo:
-            closest = max(candidates, key=lambda p: (_common_start(path, p), candidates[p]))
+            closest = max(common[path[0]], key=lambda p: (_common_start(path, p), candidates[p]))
             n = _common_start(path, closest)
             memo[path] = closest[n] if n < len(closest) else None
         step = memo[path]

@@ -239,3 +239,20 @@ def test_an_incident_window_that_ends_at_once_reads_nothing_for_it(loki):
 
     assert scan.requests[2] == 0
     assert all(s.incident_diverged == 0 for s in scan.services.values())
+
+
+def test_the_closest_path_is_sought_among_the_most_common_only(monkeypatch):
+    # Thousands of rare paths (first words that vary) must not make each comparison
+    # cost thousands: only the MAX_CLOSEST_CANDIDATES most common are candidates.
+    common = ("web", "take"), ("cart", "load"), ("db", "select")
+    rare = ("web", "take"), ("cart", "load"), ("cache", "hit"), ("cache", "store")
+    sample = ("web", "take"), ("cart", "load"), ("cache", "hit")  # closest to rare
+    reference = [common] * 3 + [rare]
+
+    def credited():
+        found = diverged(reference, [sample])
+        return {service: dict(steps) for service, steps in found.items()}
+
+    assert credited() == {"cache": {"store": 1}}
+    monkeypatch.setattr(paths, "MAX_CLOSEST_CANDIDATES", 1)
+    assert credited() == {"db": {"select": 1}}
