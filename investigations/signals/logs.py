@@ -91,8 +91,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
     """ServiceLogs by service, from the error-like lines of the `baseline` and `incident`
     windows ((start, end) datetimes). The score is how far the incident's lines lie above
     what the service's baseline rate predicts for a window that long, in Poisson standard
-    deviations (sqrt(expected + 1), so that a few lines where there were none still
-    count); lines of templates the baseline never showed count twice."""
+    deviations (see `surge`); lines of templates the baseline never showed count twice."""
     services = {}
     for entries, attribute in (
         (baseline_entries, "baseline_lines"),
@@ -133,5 +132,11 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
     for row in services.values():
         expected = row.baseline_lines * ratio
         observed = row.incident_lines + row.new_template_lines
-        row.score = max(0.0, (observed - expected) / math.sqrt(expected + 1))
+        row.score = surge(observed, expected)
     return services
+
+
+def surge(observed, expected):
+    """How far `observed` counts lie above `expected`, in Poisson standard deviations
+    (sqrt(expected + 1), so that a few where there were none still count); 0 below it."""
+    return max(0.0, (observed - expected) / math.sqrt(expected + 1))

@@ -21,7 +21,6 @@ Only a stream selector and a line filter go to Loki, paged through `query_range`
 
 import asyncio
 import itertools
-import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from investigations.scope import quote
-from investigations.signals.logs import MAX_LINES, service_of
+from investigations.signals.logs import MAX_LINES, service_of, surge
 from investigations.tools.log_templates import line_masker, mining_text
 from investigations.tools.redaction import default_redactor
 
@@ -218,7 +217,7 @@ def diverged(reference, sample):
 def score_paths(reference, control, incident):
     """ServicePaths by service, from the paths of three spans: how far the incident's
     divergences surge above what the control span's rate per request predicts for as many
-    requests, in Poisson standard deviations (as logs.score_logs)."""
+    requests, in Poisson standard deviations (logs.surge, as the log scan)."""
     before, now = diverged(reference, control), diverged(reference, incident)
     ratio = len(incident) / max(len(control), 1)
     services = {}
@@ -232,7 +231,7 @@ def score_paths(reference, control, incident):
             missing=now[service],
         )
         expected = row.baseline_diverged * ratio
-        row.score = max(0.0, (row.incident_diverged - expected) / math.sqrt(expected + 1))
+        row.score = surge(row.incident_diverged, expected)
     return services
 
 
