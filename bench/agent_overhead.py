@@ -379,19 +379,20 @@ def build_world(stack, tmp):
 
 async def scan(scope, starts_at, loki_url, prometheus_url):
     """The signal scan's suspects and summary, for the briefing, as runner.signals_step
-    computes them (its windows, selector and labels)."""
+    computes them (its windows, selector, labels and scans)."""
     baseline, incident = runner.scan_windows_from(starts_at, scope)
-    labels = [scope.service_label, *settings.ROOTLINE_SERVICE_LABELS]
-    windows = {"baseline": baseline, "incident": incident, "now": incident[1]}
-    async with (
-        LokiClient(BackendConfig("Loki", loki_url)) as loki,
-        PrometheusClient(BackendConfig("Prometheus", prometheus_url)) as prometheus,
-    ):
-        metric_scan, log_scan, path_scan = await asyncio.gather(
-            signals.scan_metrics(prometheus, scope.query_selector, **windows),
-            signals.scan_logs(loki, scope.query_selector, labels, **windows),
-            signals.scan_paths(loki, scope.query_selector, labels, **windows),
-        )
+    results = await runner.run_scans(
+        PrometheusClient(BackendConfig("Prometheus", prometheus_url)),
+        LokiClient(BackendConfig("Loki", loki_url)),
+        scope.query_selector,
+        scope.service_label,
+        baseline,
+        incident,
+    )
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    metric_scan, log_scan, path_scan = results
     suspects = signals.rank_suspects(
         metric_scan.scores,
         log_scan.services,

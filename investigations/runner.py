@@ -185,7 +185,7 @@ def signals_step(investigation, scope):
     else:
         unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
     metric_scan, log_scan, path_scan = asyncio.run(
-        _scan(prometheus, loki, selector, service_label, baseline, incident)
+        run_scans(prometheus, loki, selector, service_label, baseline, incident)
     )
     scans = {"metrics": metric_scan, "logs": log_scan, "paths": path_scan}
     described = {
@@ -239,7 +239,7 @@ def signals_step(investigation, scope):
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
 
 
-async def _scan(prometheus, loki, selector, service_label, baseline, incident):
+async def run_scans(prometheus, loki, selector, service_label, baseline, incident):
     """The scans at once: metrics, error-like log lines, request paths; each result is the
     scan, the exception that stopped it, or None for a backend that is not configured."""
     labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
