@@ -72,8 +72,9 @@ def _describe(suspect):
         elif item["kind"] == "paths":
             parts.append(
                 f"{item['incident_diverged']} of {item['incident_requests']} requests in the "
-                "incident window stopped going through it as they used to (baseline: "
-                f"{item['baseline_diverged']} of {item['baseline_requests']})"
+                "incident window stopped going through it as they used to (in the calmest "
+                f"stretch of the baseline: {item['baseline_diverged']} of "
+                f"{item['baseline_requests']})"
             )
         else:
             new = f", {item['new_template_lines']} in templates new to the incident"

@@ -101,12 +101,44 @@ def test_divergences_score_against_the_control_span_per_request():
     control = [ok] * 90 + [cart_odd] * 10
     incident = [ok] * 40 + [cart_odd] * 10 + [db_missing] * 50  # cart_odd diverges at "b"
 
-    scores = score_paths(reference, control, incident)
+    scores = score_paths(reference, [control], incident)
 
     assert scores["cart"].incident_diverged == scores["cart"].baseline_diverged == 10
     assert scores["cart"].score == 0
     assert scores["db"].incident_diverged == 50 and scores["db"].baseline_diverged == 0
     assert scores["db"].score > 10
+
+
+def test_an_earlier_incident_in_the_control_span_does_not_make_the_same_failure_normal():
+    # db failed for half of the requests in three of the six parts of the control span (the
+    # same fault an hour ago); cart diverges one in ten all the time.
+    ok = ("web", "a"), ("cart", "b"), ("db", "c")
+    cart_odd = ("web", "a"), ("cart", "x")
+    db_missing = ("web", "a"), ("cart", "b")
+    calm = [ok] * 27 + [cart_odd] * 3
+    earlier = [ok] * 12 + [cart_odd] * 3 + [db_missing] * 15
+    control = [calm, calm, calm, earlier, earlier, earlier]
+    incident = [ok] * 65 + [cart_odd] * 10 + [db_missing] * 25
+
+    scores = score_paths([ok] * 50, control, incident)
+    whole = score_paths([ok] * 50, [[path for part in control for path in part]], incident)
+
+    assert whole["db"].score == 0  # against the whole control span, db's failure is usual
+    assert scores["db"].score > 20 and scores["db"].baseline_diverged == 0
+    assert scores["db"].baseline_requests == 30
+    assert scores["cart"].score == 0  # its divergences are as common in every part
+
+
+def test_control_parts_too_small_to_tell_a_rate_by_count_together():
+    ok = ("web", "a"), ("db", "c")
+    db_missing = (("web", "a"),)
+    parts = [[ok] * 9 + [db_missing]] * 6  # 10 requests each, one in ten diverges
+    incident = [ok] * 90 + [db_missing] * 10
+
+    scores = score_paths([ok] * 50, parts, incident)
+
+    assert scores["db"].baseline_requests == 60 and scores["db"].baseline_diverged == 6
+    assert scores["db"].score == 0
 
 
 @pytest.fixture
@@ -179,7 +211,7 @@ def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
     assert evidence["missing_steps"][0]["requests"] == 14
     assert (
         "14 of 38 requests in the incident window stopped going through it as they used to "
-        "(baseline: 0 of 60)"
+        "(in the calmest stretch of the baseline: 0 of 60)"
     ) in report["summary"]
     assert "d.Query" not in text  # log text reaches a model only through its tools
 
