@@ -6,10 +6,10 @@ stops firing the resolution is recorded.
 Prometheus evaluates rules at the present, so the failure is scraped live: Prometheus
 scrapes the scenario exporter every second and the rule sees checkout fail when the test
 says so. The history is backfilled, because the signal scan compares 30-second steps of
-the incident with an hour of baseline and wants a change that lasts two steps: the hour
-before, orders-db's climb towards its connection limit included, is written with promtool
-just before Prometheus starts, labelled as the scrape labels it, so each series runs on
-from its history into its live samples.
+the incident with an hour of baseline and counts in full only a change that holds for two
+minutes: the hour before, orders-db's climb towards its connection limit included, is
+written with promtool just before Prometheus starts, labelled as the scrape labels it, so
+each series runs on from its history into its live samples.
 
 The logs hold secrets and a prompt injection (tests/e2e/hostile.py): none of the secrets
 may reach the model, the injected text may reach it only inside tool results, and every

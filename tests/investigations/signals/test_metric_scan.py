@@ -14,7 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from investigations.signals import rank_suspects, scan_metrics
-from investigations.signals.metrics import as_rates, is_cumulative, resolution, score_series
+from investigations.signals.metrics import (
+    BRIEF_WEIGHT,
+    as_rates,
+    is_cumulative,
+    resolution,
+    score_series,
+)
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
 
@@ -153,6 +159,23 @@ def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
 
     assert score_series(baseline + spiky, (0, 1200), (1200, 1500))[0] == 0
     assert score_series(baseline + step, (0, 1200), (1200, 1500))[0] > 100
+
+
+def test_a_change_must_hold_two_minutes_to_count_in_full():
+    # One sample a minute. The baseline is flat; then two samples in a row jump (a
+    # sparse percentile, one slow call) or the series steps up and stays.
+    baseline = [(t, 1.0 + 0.1 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
+    pair = [(t, 5.0 if t in (3660, 3720) else 1.1) for t in range(3600, 4020, 60)]
+    held = [(t, 5.0 if 3660 <= t <= 3780 else 1.1) for t in range(3600, 4020, 60)]
+    windows = (0, 3600), (3600, 4020)
+
+    brief = score_series(baseline + pair, *windows)[0]
+    lasting = score_series(baseline + held, *windows)[0]
+
+    assert lasting > 20
+    assert brief == pytest.approx(lasting * BRIEF_WEIGHT)  # weak evidence, not none
+    # An incident window still shorter than two minutes must agree in all its points.
+    assert score_series(baseline + held[1:3], (0, 3600), (3600, 3720))[0] == lasting
 
 
 def test_a_step_of_the_series_own_resolution_is_not_a_change():
