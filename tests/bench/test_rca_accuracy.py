@@ -6,7 +6,7 @@ import rca_accuracy
 
 def result(truth, ranked, seconds=1.0):
     case = {"id": f"case-{truth}-{len(ranked)}", "truth": {"service": truth, "fault": "cpu"}}
-    return {"case": case, "ranked": ranked, "seconds": seconds}
+    return {"case": case, "ranked": ranked, "seconds": seconds, "scan_seconds": seconds / 2}
 
 
 def test_ac_at_k_and_avg_at_5():
@@ -23,6 +23,8 @@ def test_ac_at_k_and_avg_at_5():
     assert summary["avg5"] == pytest.approx(0.5)
     assert summary["mean_seconds"] == pytest.approx(1.5)
     assert summary["p95_seconds"] == 3.0
+    assert summary["scan_mean_seconds"] == pytest.approx(0.75)
+    assert summary["scan_p95_seconds"] == 1.5
 
 
 def test_the_doc_section_of_one_pack_is_replaced_and_the_others_kept(tmp_path, monkeypatch):
