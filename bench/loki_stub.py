@@ -226,7 +226,21 @@ def _regexp_search(pattern):
         lowered = [text.lower() for text in alternatives]
         return lambda line: any(text in line.lower() for text in lowered)
     regexp = _compile(pattern)
-    return lambda line: regexp.search(line) is not None
+    # The same lines are read again and again (the replay's windows overlap, each hour
+    # read once per case), and Python's re is slow at a long case-insensitive alternation
+    # over long lines: each line is searched once per pattern.
+    known = _SEARCHED.setdefault(pattern, {})
+
+    def search(line):
+        found = known.get(line)
+        if found is None:
+            found = known[line] = regexp.search(line) is not None
+        return found
+
+    return search
+
+
+_SEARCHED = {}  # pattern -> {line: whether it occurs in the line}
 
 
 class LogQuery(NamedTuple):
