@@ -229,7 +229,10 @@ def score_paths(reference, control, incident):
     requests, in Poisson standard deviations (logs.surge, as the log scan). Parts with
     fewer than MIN_PART_REQUESTS requests are too few to tell a rate by, unless all are.
     A part's rate counts one divergence more than it saw: the calmest of several parts
-    is calm partly by chance, and one that saw none does not show that there are none."""
+    is calm partly by chance, and one that saw none does not show that there are none.
+    With no request in the control span there is no rate to compare with: none scores."""
+    if not any(control):
+        return {}
     now = diverged(reference, incident)
     parts = [p for p in control if len(p) >= MIN_PART_REQUESTS] or [
         [path for p in control for path in p]
@@ -239,7 +242,7 @@ def score_paths(reference, control, incident):
     for service in now:
         found, requests = min(
             ((sum(d[service].values()), n) for d, n in before),
-            key=lambda pair: (pair[0] + 1) / max(pair[1], 1),
+            key=lambda pair: (pair[0] + 1) / pair[1],
         )
         row = services[service] = ServicePaths(
             service,
@@ -249,7 +252,7 @@ def score_paths(reference, control, incident):
             baseline_requests=requests,
             missing=now[service],
         )
-        expected = (found + 1) * len(incident) / max(requests, 1)
+        expected = (found + 1) * len(incident) / requests
         row.score = surge(row.incident_diverged, expected)
     return services
 

@@ -142,6 +142,13 @@ def test_a_part_calm_by_chance_does_not_make_steady_noise_a_surge():
     assert scores["cart"].score < 2
 
 
+def test_without_control_requests_nothing_scores():
+    ok = ("web", "a"), ("db", "c")
+    db_missing = (("web", "a"),)
+
+    assert score_paths([ok] * 50, [[], []], [db_missing] * 10) == {}
+
+
 def test_control_parts_too_small_to_tell_a_rate_by_count_together():
     ok = ("web", "a"), ("db", "c")
     db_missing = (("web", "a"),)
