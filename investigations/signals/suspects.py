@@ -3,9 +3,10 @@
 Each modality ranks services on its own, then the two are combined:
 
 - metrics: a service's score on one metric is its most abnormal series of that metric;
-  that score is divided by the square root of the number of services abnormal on the same
-  metric at the same time (a change every service shows, like the CPU of a shared node,
-  says little about which one is the cause); the service's metric score is its best one.
+  that score is divided by the number of services abnormal on the same metric at the
+  same time (a change every service shows, like the CPU of a shared node or the latency
+  of every caller of a slow callee, is evidence they share, not evidence against each);
+  the service's metric score is its best one.
 - logs: how far the incident's error-like lines surged above the service's own baseline
   rate, counting twice those of templates the baseline never showed (see
   logs.score_logs); a service that always logs errors scores nothing for them.
@@ -71,7 +72,7 @@ def rank_suspects(
     weighted = {}
     for (service, metric), series in best.items():
         suspect = suspects.setdefault(service, Suspect(service))
-        weight = 1 / math.sqrt(max(abnormal[metric], 1))
+        weight = 1 / max(abnormal[metric], 1)
         weighted[service, metric] = series.score * weight
         suspect.metric_score = max(suspect.metric_score, series.score * weight)
         if series.score >= CHANGE_SIGMAS and series.onset is not None:

@@ -87,6 +87,22 @@ def test_logs_and_metrics_are_combined_per_service():
     assert suspects[1].evidence[0]["metric"] == "cpu"
 
 
+def test_a_change_several_services_share_is_split_among_them():
+    # The node's CPU moved on the four pods it runs, by far the most; cart's own latency
+    # moved less, but only in cart.
+    node = [
+        SeriesScore("node_busy", {"service": name}, 400.0, 1, INCIDENT.timestamp(), 0.1, 0.9)
+        for name in ("web", "cart", "db", "queue")
+    ]
+    own = [SeriesScore("latency", {"service": "cart"}, 150.0, 1, INCIDENT.timestamp(), 1, 9)]
+
+    suspects = rank_suspects(node + own, {}, "service")
+
+    assert suspects[0].service == "cart"
+    assert suspects[0].metric_score == 150.0
+    assert {s.metric_score for s in suspects[1:]} == {100.0}  # 400 shared by four
+
+
 def test_the_signals_only_report_names_the_cause_and_what_next():
     metrics = [
         SeriesScore("busy", {"service": "db"}, 40.0, 1, INCIDENT.timestamp(), 50.0, 90.0),
