@@ -101,19 +101,20 @@ async def scan_paths(loki, selector, service_labels, baseline, incident, *, now)
     control_start = baseline[0] + (baseline[1] - baseline[0]) * REFERENCE_SHARE
     edges = [baseline[0]]
     for end, parts in zip((control_start, incident[0], now), SLICES_PER_SPAN, strict=True):
-        start = edges[-1]
-        edges += [start + (end - start) * i / parts for i in range(1, parts + 1)]
+        edges += cut(edges[-1], end, parts)[1:]
     entries, scan.truncated = await read_all(loki, scan.query, edges)
     scan.lines = len(entries)
-    part = (incident[0] - control_start) / CONTROL_PARTS
-    parts = [
-        (control_start + part * i, control_start + part * (i + 1)) for i in range(CONTROL_PARTS)
-    ]
+    parts = itertools.pairwise(cut(control_start, incident[0], CONTROL_PARTS))
     spans = [(baseline[0], control_start), *parts, (incident[0], now - UNFINISHED)]
     reference, *control, inside = paths_by_span(entries, service_labels, spans)
     scan.requests = (len(reference), sum(map(len, control)), len(inside))
     scan.services = score_paths(reference, control, inside)
     return scan
+
+
+def cut(start, end, parts):
+    """The `parts` + 1 edges that cut [start, end] into `parts` equal spans."""
+    return [start + (end - start) * i / parts for i in range(parts + 1)]
 
 
 async def read_all(loki, query, edges):
