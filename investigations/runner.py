@@ -143,6 +143,12 @@ def scan_windows(investigation, scope):
     return scan_windows_from(min(starts), scope)
 
 
+def alert_start(investigation):
+    """When the investigation's first alert fired (unix seconds), None without alerts."""
+    first = investigation.alerts.order_by("starts_at").first()
+    return first.starts_at.timestamp() if first else None
+
+
 def scan_windows_from(first_start, scope):
     """scan_windows, given when the first alert started."""
     start = min(first_start - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
@@ -220,6 +226,7 @@ def signals_step(investigation, scope):
             service_label,
             services_in_scope=scope.services,
             service_paths=service_paths,
+            alert_start=alert_start(investigation),
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (

@@ -32,6 +32,7 @@ class ServiceLogs:
     new_template_lines: int = 0
     templates: list[dict] = field(default_factory=list)  # the service's notable templates
     score: float = 0.0
+    onset: float | None = None  # unix seconds of its first error-like line in the incident
 
     def as_evidence(self):
         return {
@@ -41,6 +42,7 @@ class ServiceLogs:
             "new_template_lines": self.new_template_lines,
             "templates": self.templates,
             "score": round(self.score, 2),
+            "onset": self.onset,
         }
 
 
@@ -91,17 +93,21 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
     """ServiceLogs by service, from the error-like lines of the `baseline` and `incident`
     windows ((start, end) datetimes). The score is how far the incident's lines lie above
     what the service's baseline rate predicts for a window that long, in Poisson standard
-    deviations (see `surge`); lines of templates the baseline never showed count twice."""
+    deviations (see `surge`); lines of templates the baseline never showed count twice.
+    The onset is the service's first error-like line in the incident."""
     services = {}
-    for entries, attribute in (
-        (baseline_entries, "baseline_lines"),
-        (incident_entries, "incident_lines"),
-    ):
+    for entries, in_incident in ((baseline_entries, False), (incident_entries, True)):
         for entry in entries:
             service = service_of(entry.labels, service_labels)
-            if service:
-                row = services.setdefault(service, ServiceLogs(service))
-                setattr(row, attribute, getattr(row, attribute) + 1)
+            if not service:
+                continue
+            row = services.setdefault(service, ServiceLogs(service))
+            if in_incident:
+                row.incident_lines += 1
+                at = entry.timestamp_ns / 1e9
+                row.onset = at if row.onset is None else min(row.onset, at)
+            else:
+                row.baseline_lines += 1
     if not incident_entries:
         return services
     start_ns = int(incident[0].timestamp() * 1e9)

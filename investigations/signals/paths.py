@@ -65,6 +65,7 @@ class ServicePaths:
     baseline_requests: int = 0  # in that part
     missing: Counter = field(default_factory=Counter)  # step text -> incident requests
     score: float = 0.0
+    onset: float | None = None  # unix seconds: when its first diverging request began
 
     def as_evidence(self):
         return {
@@ -78,6 +79,7 @@ class ServicePaths:
                 for step, n in self.missing.most_common(MAX_EXAMPLE_STEPS)
             ],
             "score": round(self.score, 2),
+            "onset": self.onset,
         }
 
 
@@ -106,9 +108,9 @@ async def scan_paths(loki, selector, service_labels, baseline, incident, *, now)
     scan.lines = len(entries)
     parts = itertools.pairwise(cut(control_start, incident[0], CONTROL_PARTS))
     spans = [(baseline[0], control_start), *parts, (incident[0], now - UNFINISHED)]
-    reference, *control, inside = paths_by_span(entries, service_labels, spans)
+    (reference, *control, inside), began = paths_by_span(entries, service_labels, spans)
     scan.requests = (len(reference), sum(map(len, control)), len(inside))
-    scan.services = score_paths(reference, control, inside)
+    scan.services = score_paths(reference, control, inside, began=began[-1])
     return scan
 
 
@@ -160,8 +162,9 @@ async def read_all(loki, query, edges):
 
 
 def paths_by_span(entries, service_labels, spans):
-    """The paths (tuples of (service, step text)) of the requests that began in each span
-    ((start, end) datetimes), one list per span; lines without a trace id are skipped."""
+    """(paths, began): the paths (tuples of (service, step text)) of the requests that
+    began in each span ((start, end) datetimes), one list per span, and when each began
+    (unix seconds), lists alike; lines without a trace id are skipped."""
     masker = line_masker()
     steps = {}
     by_trace = defaultdict(list)
@@ -181,22 +184,33 @@ def paths_by_span(entries, service_labels, spans):
         by_trace[match.group(1).lower()].append((ts, service, text))
     bounds = [(int(a.timestamp() * 1e9), int(b.timestamp() * 1e9)) for a, b in spans]
     paths = [[] for _ in spans]
+    began = [[] for _ in spans]
     for lines in by_trace.values():
         lines.sort()
-        began = lines[0][0]
+        first = lines[0][0]
         for n, (start, end) in enumerate(bounds):
-            if start <= began < end:
+            if start <= first < end:
                 paths[n].append(tuple((service, text) for _, service, text in lines))
+                began[n].append(first / 1e9)
                 break
-    return paths
+    return paths, began
 
 
 def diverged(reference, sample):
     """{service: Counter of missing step texts}: each path of `sample` that no path of
     `reference` with the same first step matches, credited to the service of the first step
-    its closest reference path has and it lacks. A path that only ends early is credited
-    there too; one that only goes further, or whose first step the reference never began
-    with, is not."""
+    its closest reference path has and it lacks (see `credits`)."""
+    found = defaultdict(Counter)
+    for _, (service, text) in credits(reference, sample):
+        found[service][text] += 1
+    return found
+
+
+def credits(reference, sample):
+    """(index in `sample`, missing step) of each path of `sample` that no path of
+    `reference` with the same first step matches: the first step its closest reference path
+    has and it lacks. A path that only ends early is credited there too; one that only goes
+    further, or whose first step the reference never began with, is not."""
     known = defaultdict(Counter)
     for path in reference:
         known[path[0]][path] += 1
@@ -207,9 +221,8 @@ def diverged(reference, sample):
         first: [p for p, _ in counts.most_common(MAX_CLOSEST_CANDIDATES)]
         for first, counts in known.items()
     }
-    found = defaultdict(Counter)
     memo = {}
-    for path in sample:
+    for index, path in enumerate(sample):
         candidates = known.get(path[0])
         if not candidates or path in candidates:
             continue
@@ -217,13 +230,11 @@ def diverged(reference, sample):
             closest = max(common[path[0]], key=lambda p: (_common_start(path, p), candidates[p]))
             n = _common_start(path, closest)
             memo[path] = closest[n] if n < len(closest) else None
-        step = memo[path]
-        if step is not None:
-            found[step[0]][step[1]] += 1
-    return found
+        if memo[path] is not None:
+            yield index, memo[path]
 
 
-def score_paths(reference, control, incident):
+def score_paths(reference, control, incident, began=None):
     """ServicePaths by service, from the paths of the reference span, of the parts of the
     control span (a list of lists) and of the incident: how far the incident's divergences
     surge above what the calmest control part's rate per request predicts for as many
@@ -231,10 +242,16 @@ def score_paths(reference, control, incident):
     fewer than MIN_PART_REQUESTS requests are too few to tell a rate by, unless all are.
     A part's rate counts one divergence more than it saw: the calmest of several parts
     is calm partly by chance, and one that saw none does not show that there are none.
-    With no request in the control span there is no rate to compare with: none scores."""
+    With no request in the control span there is no rate to compare with: none scores.
+    `began` (when each incident request began, unix seconds) gives each service's onset."""
     if not any(control):
         return {}
-    now = diverged(reference, incident)
+    now = defaultdict(Counter)
+    onset = {}
+    for index, (service, text) in credits(reference, incident):
+        now[service][text] += 1
+        if began is not None:
+            onset[service] = min(onset.get(service, began[index]), began[index])
     parts = [p for p in control if len(p) >= MIN_PART_REQUESTS] or [
         [path for p in control for path in p]
     ]
@@ -252,6 +269,7 @@ def score_paths(reference, control, incident):
             incident_requests=len(incident),
             baseline_requests=requests,
             missing=now[service],
+            onset=onset.get(service),
         )
         expected = (found + 1) * len(incident) / requests
         row.score = surge(row.incident_diverged, expected)

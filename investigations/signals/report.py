@@ -74,16 +74,24 @@ def _describe(suspect):
                 f"{item['incident_diverged']} of {item['incident_requests']} requests in the "
                 "incident window stopped going through it as they used to (in the calmest "
                 f"stretch of the baseline: {item['baseline_diverged']} of "
-                f"{item['baseline_requests']})"
+                f"{item['baseline_requests']}){_began(item)}"
             )
         else:
             new = f", {item['new_template_lines']} in templates new to the incident"
             parts.append(
                 f"{item['incident_lines']} error-like log lines in the incident window "
                 f"(baseline: {item['baseline_lines']}"
-                f"{new if item['new_template_lines'] else ''})"
+                f"{new if item['new_template_lines'] else ''}){_began(item)}"
             )
     return "; ".join(parts) + "." if parts else "No specific evidence."
+
+
+def _began(item):
+    """When a log or path change began, and whether it came too late to be the cause."""
+    if not item.get("onset"):
+        return ""
+    late = ", after the alert fired, so weak evidence" if item.get("late") else ""
+    return f", from {_clock(item['onset'])}{late}"
 
 
 def _next_steps(top, alerting_services, unchecked):

@@ -19,6 +19,14 @@ evidence, metrics count half (measured on the case pack with logs: every service
 move with load, error lines come from where the code fails, and a faulty service that logs
 no error still stops the requests through it; docs/BENCHMARKS.md). Ties go to the earliest
 change: a fault shows first where it is.
+
+A change that began after the alert fired did not cause it: error lines and diverging
+requests whose service's first one came more than LATE_AFTER after the alert's start count
+LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, not none).
+Log lines and requests carry their own time. A metric's onset is only when a 30-second
+step first crossed CHANGE_SIGMAS, and a change that builds (a CPU saturating, a queue
+filling) crosses late, so metrics are not judged by it (measured on the case packs: it
+cost nezha-ob a case; docs/BENCHMARKS.md).
 """
 
 import math
@@ -30,6 +38,8 @@ from investigations.signals.metrics import CHANGE_SIGMAS
 MAX_EVIDENCE = 5
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
+LATE_AFTER = 60
+LATE_WEIGHT = 0.1
 
 
 @dataclass
@@ -55,10 +65,16 @@ class Suspect:
 
 
 def rank_suspects(
-    metric_scores, service_logs, service_label, services_in_scope=(), service_paths=None
+    metric_scores,
+    service_logs,
+    service_label,
+    services_in_scope=(),
+    service_paths=None,
+    alert_start=None,
 ):
     """Suspects, best first, from SeriesScores (metrics.py), ServiceLogs (logs.py) and
-    ServicePaths (paths.py)."""
+    ServicePaths (paths.py); `alert_start` (unix seconds) is when the first alert fired,
+    None for a question asked without one."""
     best = {}  # (service, metric) -> SeriesScore
     for series in metric_scores:
         service = series.labels.get(service_label)
@@ -82,16 +98,25 @@ def rank_suspects(
     for (service, metric), value in sorted(weighted.items(), key=lambda kv: -kv[1]):
         if value >= CHANGE_SIGMAS / 2 and len(suspects[service].evidence) < MAX_EVIDENCE:
             suspects[service].evidence.append(best[service, metric].as_evidence(service_label))
+
+    def weigh(suspect, found):
+        """`found`'s score (ServiceLogs or ServicePaths), a late one's at LATE_WEIGHT;
+        adds its evidence and its onset to the suspect's."""
+        late = alert_start is not None and found.onset is not None
+        late = late and found.onset > alert_start + LATE_AFTER
+        suspect.evidence.insert(0, {**found.as_evidence(), "late": late})
+        if found.score > 0 and found.onset is not None:
+            suspect.onset = min(found.onset, suspect.onset or found.onset)
+        return found.score * (LATE_WEIGHT if late else 1.0)
+
     for service, logs in service_logs.items():
         suspect = suspects.setdefault(service, Suspect(service))
-        suspect.log_score = logs.score
         if logs.incident_lines:
-            suspect.evidence.insert(0, logs.as_evidence())
+            suspect.log_score = weigh(suspect, logs)
     for service, paths in (service_paths or {}).items():
         if paths.score > 0:
             suspect = suspects.setdefault(service, Suspect(service))
-            suspect.path_score = paths.score
-            suspect.evidence.insert(0, paths.as_evidence())
+            suspect.path_score = weigh(suspect, paths)
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)
     top_path = max((s.path_score for s in suspects.values()), default=0)

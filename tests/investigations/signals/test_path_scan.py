@@ -109,6 +109,21 @@ def test_divergences_score_against_the_control_span_per_request():
     assert scores["db"].score > 10
 
 
+def test_a_service_s_onset_is_when_its_first_diverging_request_began():
+    ok = ("web", "a"), ("cart", "b"), ("db", "c")
+    cart_odd = ("web", "a"), ("cart", "x")
+    db_missing = ("web", "a"), ("cart", "b")
+    incident = [ok, db_missing, cart_odd, ok, db_missing, cart_odd]
+    began = [100.0, 160.0, 130.0, 90.0, 150.0, 200.0]
+
+    scores = score_paths([ok] * 50, [[ok] * 50], incident, began=began)
+
+    assert scores["db"].onset == 150.0  # the earlier of its two, not the first in the list
+    assert scores["cart"].onset == 130.0
+    assert scores["db"].as_evidence()["onset"] == 150.0
+    assert score_paths([ok] * 50, [[ok] * 50], incident)["db"].onset is None
+
+
 def test_an_earlier_incident_in_the_control_span_does_not_make_the_same_failure_normal():
     # db failed for half of the requests in three of the six parts of the control span (the
     # same fault an hour ago); cart diverges one in ten all the time.
@@ -231,9 +246,19 @@ def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
     assert evidence["missing_steps"][0]["requests"] == 14
     assert (
         "14 of 38 requests in the incident window stopped going through it as they used to "
-        "(in the calmest stretch of the baseline: 0 of 60)"
+        "(in the calmest stretch of the baseline: 0 of 60), from 04:05:00 UTC."
     ) in report["summary"]
     assert "d.Query" not in text  # log text reaches a model only through its tools
+    assert suspects[0].onset == (INCIDENT + timedelta(minutes=5)).timestamp()
+
+    # Had the alert fired at the incident's start, db's failures began five minutes after
+    # it (more than LATE_AFTER): weak evidence for this alert, and the report says so.
+    fired = INCIDENT.timestamp()
+    late = rank_suspects([], {}, "service", ["web"], scan.services, alert_start=fired)
+    report, _ = build_report(late, alerting_services={"web"}, unchecked=[])
+
+    assert late[0].path_score == pytest.approx(scan.services["db"].score / 10)
+    assert "from 04:05:00 UTC, after the alert fired, so weak evidence." in report["summary"]
 
 
 def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
@@ -251,7 +276,9 @@ def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
     ]
     spans = [(INCIDENT, INCIDENT + timedelta(minutes=1))]
 
-    [[path]] = paths_by_span(entries, LABELS, spans)
+    [[path]], [[began]] = paths_by_span(entries, LABELS, spans)
+
+    assert began == INCIDENT.timestamp()  # when its first line was logged
 
     assert [service for service, _ in path] == ["web", "cart", "db", "db"]
     assert path[0][1] == "a.Api#1 TraceID: <HEX> [take order]"

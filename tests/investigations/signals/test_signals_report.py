@@ -87,6 +87,30 @@ def test_logs_and_metrics_are_combined_per_service():
     assert suspects[1].evidence[0]["metric"] == "cpu"
 
 
+def test_errors_that_began_after_the_alert_fired_count_a_tenth():
+    # The alert fired a minute into the incident. cart's errors began before it; search's,
+    # twice as many, only four minutes after it (the next fault, say): they did not cause
+    # this alert.
+    cart = [entry(0.5 + i / 10, "cart", f"ERROR payment gateway refused {i}") for i in range(6)]
+    search = [entry(5 + i / 20, "search", f"ERROR index shard {i} down") for i in range(12)]
+    incident = cart + search
+    logs = score_logs([], incident, ("service",), *WINDOWS)
+    fired = (INCIDENT + timedelta(minutes=1)).timestamp()
+
+    as_of_the_alert = rank_suspects([], logs, "service", alert_start=fired)
+    without_an_alert = rank_suspects([], logs, "service")
+
+    assert logs["search"].onset == (INCIDENT + timedelta(minutes=5)).timestamp()
+    assert logs["cart"].onset == (INCIDENT + timedelta(minutes=0.5)).timestamp()
+    assert [s.service for s in as_of_the_alert] == ["cart", "search"]
+    late = as_of_the_alert[1]
+    assert late.log_score == pytest.approx(logs["search"].score / 10)
+    assert late.evidence[0]["late"] is True
+    assert as_of_the_alert[0].evidence[0]["late"] is False
+    assert as_of_the_alert[0].onset == logs["cart"].onset
+    assert [s.service for s in without_an_alert] == ["search", "cart"]
+
+
 def test_a_change_several_services_share_is_split_among_them():
     # The node's CPU moved on the four pods it runs, by far the most; cart's own latency
     # moved less, but only in cart.
@@ -148,3 +172,12 @@ def test_an_investigation_whose_backends_are_down_completes_saying_so(settings):
     assert [u.split(":")[0] for u in unchecked] == ["metrics", "logs", "request paths"]
     assert investigation.report["root_cause"] is None
     assert "Not checked: metrics" in investigation.report_text
+
+
+@pytest.mark.django_db
+def test_the_alert_start_is_when_the_first_alert_fired():
+    later = make_alert("b" * 16, starts_at=T0 + timedelta(minutes=3))
+    first = make_alert("a" * 16, starts_at=T0)
+
+    assert runner.alert_start(make_investigation(later, first)) == T0.timestamp()
+    assert runner.alert_start(make_investigation(question="why?")) is None
