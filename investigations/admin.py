@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from investigations.models import Investigation, ToolCall
+from investigations.signals.report import evidence_gist
 
 
 class ToolCallInline(admin.TabularInline):
@@ -200,14 +201,4 @@ class ToolCallAdmin(admin.ModelAdmin):
 
 
 def _evidence_line(evidence):
-    parts = []
-    for item in evidence[:3]:
-        if item.get("kind") == "metric":
-            parts.append(f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})")
-        elif item.get("kind") == "paths":
-            parts.append(f"{item['incident_diverged']} requests stopped here")
-        elif item.get("kind") == "logs":
-            parts.append(
-                f"{item['incident_lines']} error-like lines, {item['new_template_lines']} new"
-            )
-    return "; ".join(parts) or "-"
+    return "; ".join(filter(None, map(evidence_gist, evidence[:3]))) or "-"

@@ -86,6 +86,21 @@ def _describe(suspect):
     return "; ".join(parts) + "." if parts else "No specific evidence."
 
 
+def evidence_gist(item):
+    """One evidence item (Suspect.evidence) in a few words, for the suspect lists of the
+    admin and the investigation page; "" for a kind it does not know."""
+    kind = item.get("kind")
+    if kind == "metric":
+        text = f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})"
+    elif kind == "paths":
+        text = f"{item['incident_diverged']} requests stopped here"
+    elif kind == "logs":
+        text = f"{item['incident_lines']} error-like lines, {item['new_template_lines']} new"
+    else:
+        return ""
+    return text + (", after the alert fired" if item.get("late") else "")
+
+
 def _began(item):
     """When a log or path change began, and whether it came too late to be the cause."""
     if not item.get("onset"):

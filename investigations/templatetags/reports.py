@@ -12,6 +12,8 @@ import nh3
 from django import template
 from django.utils.safestring import mark_safe
 
+from investigations.signals.report import evidence_gist
+
 register = template.Library()
 
 STEP_REFERENCE = re.compile(r"\[step (\d+)\](?!\()")
@@ -56,3 +58,12 @@ def seconds(duration):
     total = int(duration.total_seconds())
     minutes, rest = divmod(total, 60)
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+register.filter("evidence_gist", evidence_gist)
+
+
+@register.filter
+def step_of(evidence_steps, item):
+    """The timeline step that found an evidence item (by its kind), None if unknown."""
+    return (evidence_steps or {}).get(item.get("kind"))

@@ -114,7 +114,7 @@ def test_an_investigation_page_shows_its_suspects_and_report(triage):
             "score": 1.5,
             "evidence": [
                 {"kind": "paths", "incident_diverged": 30, "missing_steps": []},
-                {"kind": "logs", "incident_lines": 12, "new_template_lines": 9},
+                {"kind": "logs", "incident_lines": 12, "new_template_lines": 9, "late": True},
                 {"kind": "metric", "metric": "busy", "direction": "up", "score": 41.0},
             ],
         }
@@ -127,8 +127,8 @@ def test_an_investigation_page_shows_its_suspects_and_report(triage):
 
     page = response.content.decode()
     assert (
-        "<b>orders-db</b> (1.50): 30 requests stopped here; 12 error-like lines, 9 new; "
-        "busy up (41.0)"
+        "<b>orders-db</b> (1.50): 30 requests stopped here; 12 error-like lines, 9 new, "
+        "after the alert fired; busy up (41.0)"
     ) in page
     assert "Not checked: metrics (ROOTLINE_PROMETHEUS_URL is not set)" in page  # the report
 

@@ -65,6 +65,7 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
                 "evidence": [
                     {"kind": "paths", "incident_diverged": 30, "missing_steps": []},
                     {"kind": "metric", "metric": "up", "direction": "down", "score": 9},
+                    {"kind": "logs", "incident_lines": 4, "new_template_lines": 0, "late": True},
                 ],
             }
         ],
@@ -72,7 +73,8 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
     page = admin_client.get(reverse("investigation", args=[investigation.pk])).content.decode()
     assert "Signals-only report" in page and "ANTHROPIC_API_KEY" in page
     assert '30 requests stopped here (<a href="#step-5">step 5</a>)' in page
-    assert '<a href="#step-3">step 3</a>' in page
+    assert 'up down (9.0) (<a href="#step-3">step 3</a>)' in page
+    assert "4 error-like lines, 0 new, after the alert fired</td>" in page  # no step: no link
 
 
 def test_a_steps_gist_is_one_line_without_markdown_marks():
