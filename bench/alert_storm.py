@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchdoc import git_describe, replace_subsections
+from benchdoc import git_describe, nearest_rank, replace_subsections
 from private_postgres import PrivateCluster
 from webhook_load import (
     CORES,
@@ -33,7 +33,6 @@ from webhook_load import (
     machine,
     measure,
     migrate,
-    percentile_ms,
     query,
     run_phase,
     server_environment,
@@ -122,7 +121,7 @@ def measure_storm(db, url, server, storm, templates, processes):
     count, receipts, doubled = stored(db, url, storm)
     ok = sum(n for status, n in statuses.items() if isinstance(status, int) and status < 300)
     row = dict(run=storm.run, load1=load, seconds=seconds)
-    row.update({f"p{q}": percentile_ms(latencies, q / 100) for q in (50, 95, 99)})
+    row.update({f"p{q}": 1000 * nearest_rank(latencies, q / 100) for q in (50, 95, 99)})
     row.update(max=1000 * latencies[-1], deliveries_s=storm.deliveries / seconds)
     row.update(server_cpu_ms=1000 * cpu[0] / storm.deliveries)
     share = [100 * c / seconds / CORES for c in cpu]  # of the whole machine

@@ -1,6 +1,8 @@
-"""What the benchmarks share to write docs/BENCHMARKS.md: the commit they measured, and
-replacing their own section (or subsections) while keeping everything else."""
+"""What the benchmarks share to write docs/BENCHMARKS.md: the commit they measured, the
+percentile they report, and replacing their own section (or subsections) while keeping
+everything else."""
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -13,6 +15,13 @@ def git_describe():
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
     )
     return described.stdout.strip() or "unknown"
+
+
+def nearest_rank(values, share):
+    """The `share` (0..1] percentile of `values` by the nearest-rank method: the smallest
+    value with at least that share of the values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def replace_section(path, title, section):

@@ -8,7 +8,6 @@ What it does and how to read the figures: DOC_INTRO below (also written to the d
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import random
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdoc import replace_section  # noqa: E402
+from benchdoc import nearest_rank, replace_section  # noqa: E402
 
 from investigations.tools.compaction import (  # noqa: E402
     DEFAULT_BUDGET_TOKENS,
@@ -216,11 +215,6 @@ def run(lines, seed):
         "templates": len(result.data),
         "tokens": estimate_tokens(result.text),
     }
-
-
-def nearest_rank(values, share):
-    ordered = sorted(values)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def machine():

@@ -60,7 +60,6 @@ Standard library only, so that it runs where nothing is installed beyond Python.
 import argparse
 import json
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -70,6 +69,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from background_server import BackgroundServer
+from benchdoc import nearest_rank
 
 log = logging.getLogger(__name__)
 
@@ -415,11 +415,10 @@ class ScriptedMessages(BackgroundServer):
         if not seconds:
             return Latency(0, 0.0, 0.0, 0.0, 0.0)
 
-        def rank(q):
-            return seconds[max(math.ceil(q * len(seconds)) - 1, 0)]
-
         mean = sum(seconds) / len(seconds)
-        return Latency(len(seconds), mean, rank(0.5), rank(0.95), seconds[-1])
+        return Latency(
+            len(seconds), mean, nearest_rank(seconds, 0.5), nearest_rank(seconds, 0.95), seconds[-1]
+        )
 
     def answer(self, path, headers, payload, received_at):
         """(the request's record, what to answer); the record is already in `requests`."""

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import datetime as dt
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -34,7 +33,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchdoc import git_describe, replace_subsections  # noqa: E402
+from benchdoc import git_describe, nearest_rank, replace_subsections  # noqa: E402
 
 from tests.shared import FIXTURES_DIR as SHARED_FIXTURES_DIR  # noqa: E402
 
@@ -285,10 +284,6 @@ def run_phase(phase, templates, processes, server_pgid):
     return latencies, statuses, seconds, (server_cpu, sum(p[4] for p in parts), machine_cpu)
 
 
-def percentile_ms(ordered, fraction):
-    return 1000 * ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]  # nearest rank
-
-
 def group_cpu_seconds(pgid):
     """CPU time (user + system) of the live processes of a process group."""
     total = 0
@@ -423,7 +418,7 @@ def measure(db, url, server, phase, templates, processes):
     ok = sum(n for status, n in statuses.items() if isinstance(status, int) and status < 300)
     n = phase.deliveries
     row = dict(db=db, run=phase.run, alerts=phase.alerts, deliveries=n, load1=load)
-    row.update({f"p{q}": percentile_ms(latencies, q / 100) for q in (50, 95, 99)})
+    row.update({f"p{q}": 1000 * nearest_rank(latencies, q / 100) for q in (50, 95, 99)})
     row.update(deliveries_s=n / seconds, alerts_s=n * phase.alerts / seconds)
     row.update(server_cpu_ms=1000 * cpu[0] / n)
     share = [100 * c / seconds / CORES for c in cpu]  # of the whole machine
