@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from investigations.scope import quote
 from investigations.signals.logs import MAX_LINES, service_of, surge
-from investigations.tools.log_templates import line_masker, mining_text
+from investigations.tools.log_templates import HEX_ID, line_masker, mining_text
 from investigations.tools.redaction import default_redactor
 
 TRACE_FILTER = "(?i)trace[-_.]?id"
@@ -41,6 +41,14 @@ TRACE_ID = re.compile(r"(?i)trace[-_.]?id[\"']?\s{0,3}[:=]\s{0,3}[\"']?([0-9a-f]
 # A step is a line's service and the first words of its masked message.
 STEP_WORDS = 6
 STEP_CHARS = 300
+# Masking merges at most two words into one (a date and its time of day), so a step's
+# words all come from the first HEAD_WORDS words of the line, and the masker need not
+# read further. Ids that vary per line (trace and span ids) are made one id before the
+# masked steps already seen are looked up: the masker makes them all <HEX> alike, and
+# masking every line anew was most of a busy scan.
+HEAD_WORDS = 2 * STEP_WORDS + 2
+VARYING_ID = re.compile(HEX_ID)
+ONE_ID = "a0a0a0a0"
 MAX_PATH_LINES = 120_000
 # Each span (reference, control, incident) is read as this many slices at once, each paged
 # up to its share of MAX_PATH_LINES: a capped read still has every span, the incident too.
@@ -177,7 +185,7 @@ def paths_by_span(entries, service_labels, spans):
         words = message[:STEP_CHARS].split()
         if len(message) > STEP_CHARS:
             words = words[:-1]  # perhaps cut in two: only whole words redact reliably
-        head = " ".join(words)
+        head = VARYING_ID.sub(ONE_ID, " ".join(words[:HEAD_WORDS]))
         text = steps.get(head)
         if text is None:
             text = steps[head] = " ".join(masker.mask(head).split()[:STEP_WORDS])

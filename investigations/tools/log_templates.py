@@ -42,15 +42,15 @@ _TIMESTAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d
 # A time of day alone (logback's default HH:mm:ss.SSS, syslog's clock): without a mask it
 # would make one template per minute.
 _TIME_OF_DAY = r"(?<![\w:.])(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:[.,]\d{1,9})?(?![\w:])"
+# An id in hex (a trace or span id, an address): at least one digit and one letter, so
+# that neither a word nor a number is taken for one.
+HEX_ID = r"(?<![\w-])(?:0x[0-9a-fA-F]+|(?=[a-f]{0,64}\d)(?=\d{0,64}[a-f])[0-9a-f]{8,})(?![\w-])"
 MASKS = (
     (_TIMESTAMP, "TS"),
     (_TIME_OF_DAY, "TS"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
     (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "IP"),
-    (
-        r"(?<![\w-])(?:0x[0-9a-fA-F]+|(?=[a-f]{0,64}\d)(?=\d{0,64}[a-f])[0-9a-f]{8,})(?![\w-])",
-        "HEX",
-    ),
+    (HEX_ID, "HEX"),
     (r"(?<![\w.-])[+-]?(?:\d{4,}(?:\.\d+)?|\d+\.\d+)(?![\w.])", "NUM"),
 )
 

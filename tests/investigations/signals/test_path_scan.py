@@ -20,6 +20,7 @@ from investigations.signals.paths import (
     score_paths,
 )
 from investigations.telemetry import BackendConfig, LokiClient
+from investigations.tools.log_templates import line_masker, mining_text
 
 INCIDENT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 BASELINE = (INCIDENT - timedelta(hours=1), INCIDENT)
@@ -259,6 +260,31 @@ def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
 
     assert late[0].path_score == pytest.approx(scan.services["db"].score / 10)
     assert "from 04:05:00 UTC, after the alert fired, so weak evidence." in report["summary"]
+
+
+def test_a_step_is_what_masking_the_whole_line_would_give():
+    # Steps are masked from the first HEAD_WORDS words, with the ids that vary per line
+    # made one id first (so that the masking of a kind of line is done once): the same
+    # steps as masking the whole line.
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    lines = [
+        "2026-11-25 04:00:00.123 2026-11-25 04:00:01 2026-11-25T04:00:02Z 04:00:03 "
+        "10.0.0.1:80 0x1f a0b1c2d3e4 step one two three TraceID: {t}",
+        "04:00:00.001 INFO  c.Cart#12 TraceID: {t} SpanID: 576f9c38fc25e197 [load] user 42",
+        '{{"msg": "select 1f2e3d4c5b6a where id=deadbeef01 and n=12345", "traceId": "{t}"}}',
+        "TraceID: {t} " + " ".join(f"word{i}" for i in range(40)),
+        "a-0123456789abcdef-b 0123456789abcdef-x 550e8400-e29b-41d4-a716-446655440000 TraceID: {t}",
+    ]
+    at = int(INCIDENT.timestamp() * 1e9)
+    masker = line_masker()
+    for n, line in enumerate(lines):
+        text = line.format(t=trace)
+        spans = [(INCIDENT, INCIDENT + timedelta(minutes=1))]
+
+        [[path]], _ = paths_by_span([(at + n, text, {"service": "web"})], LABELS, spans)
+
+        whole = masker.mask(" ".join(mining_text(text)[0].split()))
+        assert path[0][1] == " ".join(whole.split()[: paths.STEP_WORDS])
 
 
 def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
