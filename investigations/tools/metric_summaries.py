@@ -47,8 +47,10 @@ class SeriesSummary:
 
 
 def _mean(values):
-    """The mean, without the overflow of summing values near the float limit."""
-    return math.fsum(v / len(values) for v in values)
+    """The mean, without the overflow of summing values near the float limit (each is
+    scaled by the largest first: even fsum's partial sums of n values / n overflow)."""
+    scale = max(abs(v) for v in values) or 1.0
+    return scale * (math.fsum(v / scale for v in values) / len(values))
 
 
 def _points(points):

@@ -1,6 +1,7 @@
 """A series is summarised as a change: how much, how unusual, since when."""
 
 import random
+import sys
 
 import pytest
 
@@ -111,3 +112,14 @@ def test_the_most_changed_series_come_first():
     assert [s.labels["s"] for s in ranked] == ["big", "small", "flat", "empty"]
     assert ranked[-1].state == "empty"
     assert set(ranked[0].as_dict()) >= {"score", "change_started_at", "change_ratio", "last"}
+
+
+def test_means_of_values_near_the_float_limit_do_not_overflow():
+    # Found by the compaction property test: three points at the float limit.
+    top = sys.float_info.max
+    points = [(t, top) for t in (100, 200, 300)] + [(t, -top) for t in (2000, 2100)]
+
+    summary = summarize({"service": "x"}, points, baseline=(0, 1800), incident=(1800, 3600))
+
+    assert summary.baseline_mean == top
+    assert summary.incident_mean == -top
