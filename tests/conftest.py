@@ -5,6 +5,7 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.test import override_settings
 
 from tests.processes import Process, database_url
 
@@ -13,11 +14,20 @@ WEBHOOK_URL = "/webhooks/alertmanager"
 
 @pytest.fixture(autouse=True, scope="session")
 def plain_static_storage():
-    """Tests render admin pages without running collectstatic first."""
-    django_settings.STORAGES = {
-        **django_settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+    """Tests render pages without running collectstatic first: plain static names, even
+    where `make run` left a manifest of hashed names in staticfiles/. Through
+    override_settings, so that a static storage made while the tests were collected (a
+    test module that builds the WSGI application) is made anew: one that read the
+    manifest would name files the live server cannot serve."""
+    override = override_settings(
+        STORAGES={
+            **django_settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+    )
+    override.enable()
+    yield
+    override.disable()
 
 
 @pytest.fixture
