@@ -5,14 +5,17 @@ Only a stream selector and a line filter go to Loki (`{...} |~ "..."` through
 (drain3, as in the tools); a service whose error-like lines surged against its own
 baseline rate, or come in templates the baseline never showed, is a suspect. A service
 that always logs errors at the same rate is not: chronic errors say nothing about this
-incident.
+incident. The baseline rate is that of the calmest part of the baseline's last half
+(control.py), so that the same failure half an hour ago does not make it look normal now.
 """
 
 import asyncio
+import bisect
 import math
 from dataclasses import dataclass, field
 
 from investigations.scope import quote
+from investigations.signals.control import CONTROL_PARTS, calmest, control_span, cut
 from investigations.tools.log_templates import LogEntry, mine_templates
 from investigations.tools.redaction import default_redactor
 
@@ -28,7 +31,8 @@ MAX_EXAMPLE_TEMPLATES = 3
 class ServiceLogs:
     service: str
     incident_lines: int = 0
-    baseline_lines: int = 0
+    baseline_lines: int = 0  # in the whole baseline window
+    expected_lines: float = 0.0  # in the incident, at the calmest control part's rate
     new_template_lines: int = 0
     templates: list[dict] = field(default_factory=list)  # the service's notable templates
     score: float = 0.0
@@ -39,6 +43,7 @@ class ServiceLogs:
             "kind": "logs",
             "incident_lines": self.incident_lines,
             "baseline_lines": self.baseline_lines,
+            "expected_lines": round(self.expected_lines, 1),
             "new_template_lines": self.new_template_lines,
             "templates": self.templates,
             "score": round(self.score, 2),
@@ -92,9 +97,10 @@ def service_of(labels, service_labels):
 def score_logs(baseline_entries, incident_entries, service_labels, baseline, incident):
     """ServiceLogs by service, from the error-like lines of the `baseline` and `incident`
     windows ((start, end) datetimes). The score is how far the incident's lines lie above
-    what the service's baseline rate predicts for a window that long, in Poisson standard
-    deviations (see `surge`); lines of templates the baseline never showed count twice.
-    The onset is the service's first error-like line in the incident."""
+    what the service's rate in the calmest part of the control span predicts for a window
+    that long, in Poisson standard deviations (see `surge`); lines of templates the
+    baseline never showed count twice. A window Loki capped at MAX_LINES counts only the
+    span it covers. The onset is the service's first error-like line in the incident."""
     services = {}
     for entries, in_incident in ((baseline_entries, False), (incident_entries, True)):
         for entry in entries:
@@ -134,11 +140,27 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
                         "surged": template.surged,
                     }
                 )
-    ratio = covered(incident_entries, incident) / covered(baseline_entries, baseline)
+    end = baseline[1].timestamp()
+    start = max(control_span(baseline)[0].timestamp(), end - covered(baseline_entries, baseline))
+    edges = cut(start, end, CONTROL_PARTS)
+    parts = {}  # service -> lines per control part
+    for entry in baseline_entries:
+        at = entry.timestamp_ns / 1e9
+        service = service_of(entry.labels, service_labels)
+        if service and start <= at < end:
+            part = min(bisect.bisect_right(edges, at) - 1, CONTROL_PARTS - 1)
+            parts.setdefault(service, [0] * CONTROL_PARTS)[part] += 1
+    part_seconds = (end - start) / CONTROL_PARTS
+    incident_seconds = covered(incident_entries, incident)
     for row in services.values():
-        expected = row.baseline_lines * ratio
-        observed = row.incident_lines + row.new_template_lines
-        row.score = surge(observed, expected)
+        if parts:
+            lines, _ = calmest([(n, part_seconds) for n in parts.get(row.service, [0])])
+            row.expected_lines = (lines + 1) * incident_seconds / part_seconds
+        else:  # not one line in the control span: only the whole window's rate tells
+            row.expected_lines = (
+                row.baseline_lines * incident_seconds / covered(baseline_entries, baseline)
+            )
+        row.score = surge(row.incident_lines + row.new_template_lines, row.expected_lines)
     return services
 
 

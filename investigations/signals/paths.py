@@ -14,11 +14,8 @@ incident divergences surge above their share of the requests in the control span
 baseline's second half, measured against the same reference, the baseline's first half
 (the Poisson deviation of the log scan). Per request, not per second: load changes,
 and so does how much of a window a capped read covers. The share is that of the calmest
-stretch of the control span (a sixth of it with enough requests to tell): normal
-divergences go on all the time, while an earlier incident in the baseline (the same
-fault an hour ago, not yet forgotten) would otherwise make the same failure look normal
-now. Requests that began in the last minute before "now" may still be running, and are
-left out.
+part of the control span with enough requests to tell (control.py). Requests that began
+in the last minute before "now" may still be running, and are left out.
 
 Only a stream selector and a line filter go to Loki, paged through `query_range`.
 """
@@ -32,6 +29,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from investigations.scope import quote
+from investigations.signals.control import CONTROL_PARTS, calmest, control_span, cut
 from investigations.signals.logs import MAX_LINES, service_of, surge
 from investigations.tools.log_templates import HEX_ID, line_masker, mining_text
 from investigations.tools.redaction import default_redactor
@@ -54,10 +52,8 @@ MAX_PATH_LINES = 120_000
 # up to its share of MAX_PATH_LINES: a capped read still has every span, the incident too.
 SLICES_PER_SPAN = (3, 3, 2)
 MAX_CONCURRENT_QUERIES = 4
-REFERENCE_SHARE = 0.5
 # The control span is judged by its calmest part with at least this many requests
-# (measured on the case pack with logs: 4 to 12 parts and 10 to 50 requests score alike).
-CONTROL_PARTS = 6
+# (measured on the case pack with logs: 10 to 50 requests score alike).
 MIN_PART_REQUESTS = 20
 UNFINISHED = timedelta(minutes=1)
 MAX_EXAMPLE_STEPS = 3
@@ -108,7 +104,7 @@ def path_query(selector):
 async def scan_paths(loki, selector, service_labels, baseline, incident, *, now):
     """Requests under `selector` from the baseline's start to `now`, scored per service."""
     scan = PathScan(query=path_query(selector))
-    control_start = baseline[0] + (baseline[1] - baseline[0]) * REFERENCE_SHARE
+    control_start = control_span(baseline)[0]
     edges = [baseline[0]]
     for end, parts in zip((control_start, incident[0], now), SLICES_PER_SPAN, strict=True):
         edges += cut(edges[-1], end, parts)[1:]
@@ -120,11 +116,6 @@ async def scan_paths(loki, selector, service_labels, baseline, incident, *, now)
     scan.requests = (len(reference), sum(map(len, control)), len(inside))
     scan.services = score_paths(reference, control, inside, began=began[-1])
     return scan
-
-
-def cut(start, end, parts):
-    """The `parts` + 1 edges that cut [start, end] into `parts` equal spans."""
-    return [start + (end - start) * i / parts for i in range(parts + 1)]
 
 
 async def read_all(loki, query, edges):
@@ -248,8 +239,7 @@ def score_paths(reference, control, incident, began=None):
     surge above what the calmest control part's rate per request predicts for as many
     requests, in Poisson standard deviations (logs.surge, as the log scan). Parts with
     fewer than MIN_PART_REQUESTS requests are too few to tell a rate by, unless all are.
-    A part's rate counts one divergence more than it saw: the calmest of several parts
-    is calm partly by chance, and one that saw none does not show that there are none.
+    A part's rate counts one divergence more than it saw (control.calmest).
     With no request in the control span there is no rate to compare with: none scores.
     `began` (when each incident request began, unix seconds) gives each service's onset."""
     if not any(control):
@@ -266,10 +256,7 @@ def score_paths(reference, control, incident, began=None):
     before = [(diverged(reference, p), len(p)) for p in parts]
     services = {}
     for service in now:
-        found, requests = min(
-            ((sum(d[service].values()), n) for d, n in before),
-            key=lambda pair: (pair[0] + 1) / pair[1],
-        )
+        found, requests = calmest([(sum(d[service].values()), n) for d, n in before])
         row = services[service] = ServicePaths(
             service,
             incident_diverged=sum(now[service].values()),

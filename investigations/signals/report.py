@@ -78,9 +78,11 @@ def _describe(suspect):
             )
         else:
             new = f", {item['new_template_lines']} in templates new to the incident"
+            expected = item.get("expected_lines")
+            calm = f"; its calmest stretch predicts {expected:.0f}" if expected is not None else ""
             parts.append(
                 f"{item['incident_lines']} error-like log lines in the incident window "
-                f"(baseline: {item['baseline_lines']}"
+                f"(baseline: {item['baseline_lines']}{calm}"
                 f"{new if item['new_template_lines'] else ''}){_began(item)}"
             )
     return "; ".join(parts) + "." if parts else "No specific evidence."

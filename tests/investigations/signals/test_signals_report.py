@@ -53,6 +53,39 @@ def test_errors_a_service_always_logs_are_not_a_surge():
     assert scores["payments"].new_template_lines == 0  # the template was known
 
 
+def test_the_same_failure_half_an_hour_ago_does_not_make_it_look_normal_now():
+    # payments failed from 20 to 10 minutes before the incident (300 lines), then
+    # recovered; now it fails again (30 lines in five minutes). At the hour's rate 25 were
+    # to be expected; its calmest stretch (five quiet minutes) expects about one.
+    earlier = [entry(-20 + i / 30, "payments", f"ERROR card declined {i}") for i in range(300)]
+    now = [entry(i / 6, "payments", f"ERROR card declined {i}") for i in range(30)]
+
+    payments = score_logs(earlier, now, ("service",), *WINDOWS)["payments"]
+    suspects = rank_suspects([], {"payments": payments}, "service")
+    report, _ = build_report(suspects, alerting_services={"web"}, unchecked=[])
+
+    assert payments.baseline_lines == 300
+    assert payments.expected_lines == pytest.approx(1.0)  # (0 + 1) lines per 5 minutes
+    assert payments.score > 15
+    assert (
+        "30 error-like log lines in the incident window (baseline: 300; its calmest "
+        in (report["summary"])
+    )
+    assert "stretch predicts 1)" in report["summary"]
+
+
+def test_without_a_line_in_the_control_span_the_whole_baseline_rate_is_used():
+    # The logs hold nothing of the baseline's last half (a gap in shipping, say): cart's
+    # rate is the whole window's, 60 an hour, so five lines in five minutes are usual.
+    baseline = [entry(-60 + i / 2, "cart", f"ERROR timeout calling pricing {i}") for i in range(60)]
+    incident = [entry(i, "cart", f"ERROR timeout calling pricing {i}") for i in range(5)]
+
+    cart = score_logs(baseline, incident, ("service",), *WINDOWS)["cart"]
+
+    assert cart.expected_lines == pytest.approx(5.0)
+    assert cart.score == 0
+
+
 def test_a_capped_baseline_is_read_as_the_span_it_covers():
     # Loki answered only the newest MAX_LINES lines: they cover the last 10 minutes of the
     # hour, so the baseline rate is theirs over 10 minutes, not over the hour.
