@@ -129,28 +129,27 @@ def describe(scope):
     )
 
 
-def scan_windows(investigation, scope):
-    """(baseline, incident) for the signal scan: the incident opens
-    ROOTLINE_SIGNALS_LOOKBACK before the first alert (tighter than the scope's window,
-    so an earlier, unrelated change is not mistaken for this one) and the baseline is the
-    ROOTLINE_BASELINE_WINDOW before that. A question without alerts: the scope's own."""
-    starts = [a.starts_at for a in investigation.alerts.all()]
-    if not starts:
+def scan_windows(first_start, scope):
+    """(baseline, incident) for the signal scan, given when the first alert fired (None
+    for a question without alerts: the scope's own windows)."""
+    if first_start is None:
         return (scope.baseline_start, scope.incident_start), (
             scope.incident_start,
             scope.incident_end,
         )
-    return scan_windows_from(min(starts), scope)
+    return scan_windows_from(first_start, scope)
 
 
 def alert_start(investigation):
-    """When the investigation's first alert fired (unix seconds), None without alerts."""
+    """When the investigation's first alert fired, None without alerts."""
     first = investigation.alerts.order_by("starts_at").first()
-    return first.starts_at.timestamp() if first else None
+    return first.starts_at if first else None
 
 
 def scan_windows_from(first_start, scope):
-    """scan_windows, given when the first alert started."""
+    """The signal scan's windows: the incident opens ROOTLINE_SIGNALS_LOOKBACK before the
+    first alert (tighter than the scope's window, so an earlier, unrelated change is not
+    mistaken for this one) and the baseline is the ROOTLINE_BASELINE_WINDOW before that."""
     start = min(first_start - settings.ROOTLINE_SIGNALS_LOOKBACK, scope.incident_end)
     return (start - settings.ROOTLINE_BASELINE_WINDOW, start), (start, scope.incident_end)
 
@@ -158,7 +157,8 @@ def scan_windows_from(first_start, scope):
 def signals_step(investigation, scope):
     """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked,
     evidence_steps: the step number of each scan that ran, by evidence kind)."""
-    baseline, incident = scan_windows(investigation, scope)
+    first_start = alert_start(investigation)
+    baseline, incident = scan_windows(first_start, scope)
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     selector = scope.query_selector
     windows = {
@@ -226,7 +226,7 @@ def signals_step(investigation, scope):
             service_label,
             services_in_scope=scope.services,
             service_paths=service_paths,
-            alert_start=alert_start(investigation),
+            alert_start=first_start.timestamp() if first_start else None,
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (

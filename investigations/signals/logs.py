@@ -141,7 +141,8 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
                     }
                 )
     end = baseline[1].timestamp()
-    start = max(control_span(baseline)[0].timestamp(), end - covered(baseline_entries, baseline))
+    baseline_seconds = covered(baseline_entries, baseline)
+    start = max(control_span(baseline)[0].timestamp(), end - baseline_seconds)
     edges = cut(start, end, CONTROL_PARTS)
     parts = {}  # service -> lines per control part
     for entry in baseline_entries:
@@ -157,9 +158,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
             lines, _ = calmest([(n, part_seconds) for n in parts.get(row.service, [0])])
             row.expected_lines = (lines + 1) * incident_seconds / part_seconds
         else:  # not one line in the control span: only the whole window's rate tells
-            row.expected_lines = (
-                row.baseline_lines * incident_seconds / covered(baseline_entries, baseline)
-            )
+            row.expected_lines = row.baseline_lines * incident_seconds / baseline_seconds
         row.score = surge(row.incident_lines + row.new_template_lines, row.expected_lines)
     return services
 

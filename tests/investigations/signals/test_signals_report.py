@@ -212,5 +212,5 @@ def test_the_alert_start_is_when_the_first_alert_fired():
     later = make_alert("b" * 16, starts_at=T0 + timedelta(minutes=3))
     first = make_alert("a" * 16, starts_at=T0)
 
-    assert runner.alert_start(make_investigation(later, first)) == T0.timestamp()
+    assert runner.alert_start(make_investigation(later, first)) == T0
     assert runner.alert_start(make_investigation(question="why?")) is None
