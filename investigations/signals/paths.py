@@ -198,18 +198,27 @@ def paths_by_span(entries, service_labels, spans):
 def diverged(reference, sample):
     """{service: Counter of missing step texts}: each path of `sample` that no path of
     `reference` with the same first step matches, credited to the service of the first step
-    its closest reference path has and it lacks (see `credits`)."""
+    its closest reference path has and it lacks (see `missing_steps`)."""
+    return tally(missing_steps(reference), sample)
+
+
+def tally(missing, sample):
+    """{service: Counter of missing step texts} of the paths of `sample`, by `missing`
+    (from missing_steps)."""
     found = defaultdict(Counter)
-    for _, (service, text) in credits(reference, sample):
-        found[service][text] += 1
+    for path in sample:
+        step = missing(path)
+        if step is not None:
+            found[step[0]][step[1]] += 1
     return found
 
 
-def credits(reference, sample):
-    """(index in `sample`, missing step) of each path of `sample` that no path of
-    `reference` with the same first step matches: the first step its closest reference path
-    has and it lacks. A path that only ends early is credited there too; one that only goes
-    further, or whose first step the reference never began with, is not."""
+def missing_steps(reference):
+    """For the paths of `reference`, a function of a path: None if a reference path matches
+    it, else the first step its closest reference path (same first step, longest common
+    start) has and it lacks. A path that only ends early is credited there too; one that
+    only goes further, or whose first step the reference never began with, is not (None).
+    Built once per reference and remembering each path, for every span compared with it."""
     known = defaultdict(Counter)
     for path in reference:
         known[path[0]][path] += 1
@@ -221,16 +230,18 @@ def credits(reference, sample):
         for first, counts in known.items()
     }
     memo = {}
-    for index, path in enumerate(sample):
+
+    def missing(path):
         candidates = known.get(path[0])
         if not candidates or path in candidates:
-            continue
+            return None
         if path not in memo:
             closest = max(common[path[0]], key=lambda p: (_common_start(path, p), candidates[p]))
             n = _common_start(path, closest)
             memo[path] = closest[n] if n < len(closest) else None
-        if memo[path] is not None:
-            yield index, memo[path]
+        return memo[path]
+
+    return missing
 
 
 def score_paths(reference, control, incident, began=None):
@@ -244,16 +255,17 @@ def score_paths(reference, control, incident, began=None):
     `began` (when each incident request began, unix seconds) gives each service's onset."""
     if not any(control):
         return {}
-    now = defaultdict(Counter)
+    missing = missing_steps(reference)
+    now = tally(missing, incident)
     onset = {}
-    for index, (service, text) in credits(reference, incident):
-        now[service][text] += 1
-        if began is not None:
-            onset[service] = min(onset.get(service, began[index]), began[index])
+    for path, at in zip(incident, began, strict=True) if began is not None else ():
+        step = missing(path)  # remembered by now: not sought again
+        if step is not None:
+            onset[step[0]] = min(onset.get(step[0], at), at)
     parts = [p for p in control if len(p) >= MIN_PART_REQUESTS] or [
         [path for p in control for path in p]
     ]
-    before = [(diverged(reference, p), len(p)) for p in parts]
+    before = [(tally(missing, p), len(p)) for p in parts]
     services = {}
     for service in now:
         found, requests = calmest([(sum(d[service].values()), n) for d, n in before])
