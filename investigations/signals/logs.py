@@ -102,18 +102,28 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
     baseline never showed count twice. A window Loki capped at MAX_LINES counts only the
     span it covers. The onset is the service's first error-like line in the incident."""
     services = {}
-    for entries, in_incident in ((baseline_entries, False), (incident_entries, True)):
-        for entry in entries:
-            service = service_of(entry.labels, service_labels)
-            if not service:
-                continue
-            row = services.setdefault(service, ServiceLogs(service))
-            if in_incident:
-                row.incident_lines += 1
-                at = entry.timestamp_ns / 1e9
-                row.onset = at if row.onset is None else min(row.onset, at)
-            else:
-                row.baseline_lines += 1
+    end = baseline[1].timestamp()
+    baseline_seconds = covered(baseline_entries, baseline)
+    start = max(control_span(baseline)[0].timestamp(), end - baseline_seconds)
+    edges = cut(start, end, CONTROL_PARTS)
+    parts = {}  # service -> its lines in each control part
+    for entry in baseline_entries:
+        service = service_of(entry.labels, service_labels)
+        if not service:
+            continue
+        services.setdefault(service, ServiceLogs(service)).baseline_lines += 1
+        at = entry.timestamp_ns / 1e9
+        if start <= at < end:
+            part = min(bisect.bisect_right(edges, at) - 1, CONTROL_PARTS - 1)
+            parts.setdefault(service, [0] * CONTROL_PARTS)[part] += 1
+    for entry in incident_entries:
+        service = service_of(entry.labels, service_labels)
+        if not service:
+            continue
+        row = services.setdefault(service, ServiceLogs(service))
+        row.incident_lines += 1
+        at = entry.timestamp_ns / 1e9
+        row.onset = at if row.onset is None else min(row.onset, at)
     if not incident_entries:
         return services
     start_ns = int(incident[0].timestamp() * 1e9)
@@ -140,17 +150,6 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
                         "surged": template.surged,
                     }
                 )
-    end = baseline[1].timestamp()
-    baseline_seconds = covered(baseline_entries, baseline)
-    start = max(control_span(baseline)[0].timestamp(), end - baseline_seconds)
-    edges = cut(start, end, CONTROL_PARTS)
-    parts = {}  # service -> lines per control part
-    for entry in baseline_entries:
-        at = entry.timestamp_ns / 1e9
-        service = service_of(entry.labels, service_labels)
-        if service and start <= at < end:
-            part = min(bisect.bisect_right(edges, at) - 1, CONTROL_PARTS - 1)
-            parts.setdefault(service, [0] * CONTROL_PARTS)[part] += 1
     part_seconds = (end - start) / CONTROL_PARTS
     incident_seconds = covered(incident_entries, incident)
     for row in services.values():
