@@ -47,6 +47,13 @@ def has_logs(pack):
     return "logs" in pack.get("modalities", [])
 
 
+def service_settings(pack):
+    """Rootline's settings for the pack's labels: the label that names a service is the
+    one pack.json names (every series, stream and alert of the pack carries it), not
+    Rootline's default list of likely names."""
+    return {"ROOTLINE_SERVICE_LABELS": pack.get("service_label") or "service"}
+
+
 def start_prometheus(stack, pack_dir, tmp):
     """Backfill the pack's metrics with promtool into a TSDB under `tmp` and serve it on a
     free loopback port until `stack` closes; returns the URL."""

@@ -84,7 +84,7 @@ def main():
                 else "serving logs with bench/loki_stub.py ..."
             )
             loki_url = case_pack.start_logs(stack, pack_dir, args.loki_url)
-        rootline = start_rootline(stack, tmp, prometheus_url, loki_url)
+        rootline = start_rootline(stack, tmp, pack, prometheus_url, loki_url)
         results = investigate(rootline, cases)
     elapsed = time.monotonic() - started
     summary = score(results)
@@ -99,10 +99,11 @@ def main():
     )
 
 
-def start_rootline(stack, tmp, prometheus_url, loki_url):
+def start_rootline(stack, tmp, pack, prometheus_url, loki_url):
     """gunicorn and qcluster on a fresh SQLite database; returns (base URL, API token)."""
     env = {
         **os.environ,
+        **case_pack.service_settings(pack),
         "DATABASE_URL": f"sqlite:///{tmp / 'rootline.sqlite3'}",
         "SECRET_KEY": "bench-secret-key-" + "x" * 40,
         "ROOTLINE_WEBHOOK_TOKEN": TOKEN,

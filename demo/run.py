@@ -155,6 +155,7 @@ def start(stack, tmp, pack_dir, case_id, database, bind, loki_url=None, environ=
         "ROOTLINE_REPLAY_AS_OF": AS_OF,
         "ROOTLINE_BIND": bind,
         "ROOTLINE_LOKI_URL": "",
+        **case_pack.service_settings(pack),
     }
     if case_pack.has_logs(pack):
         settings["ROOTLINE_LOKI_URL"] = case_pack.start_logs(stack, pack_dir, loki_url)

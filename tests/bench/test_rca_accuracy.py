@@ -1,7 +1,21 @@
-"""bench/rca_accuracy.py's scoring and its report, on made-up results."""
+"""bench/rca_accuracy.py's scoring and its report, on made-up results; and the whole bench
+on a made-up pack that lies elsewhere and names its services by a label Rootline would not
+guess."""
+
+import gzip
+import json
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import rca_accuracy
+
+from tests.realprometheus import require_prometheus
+
+BENCH = Path(rca_accuracy.__file__).resolve().parent
 
 
 def result(truth, ranked, seconds=1.0):
@@ -41,3 +55,76 @@ def test_the_doc_section_of_one_pack_is_replaced_and_the_others_kept(tmp_path, m
     assert "## Webhook ingest\n\nfigures" in text
     assert "first" not in text and "second" in text and "only" in text
     assert text.index("### pack-a") < text.index("### pack-b")
+
+
+def write_pack(path, service_label):
+    """A one-case pack in the format of shared/data/rca-cases/README.md whose services are
+    named by `service_label`; every series also carries a `service` label with one value
+    for all (a decoy: a bench that ignored pack.json would see a single service)."""
+    path.mkdir()
+    start = datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp()
+    alert_at = start + 70 * 60
+    rng = random.Random(7)
+    lines = []
+    for metric in ("requests_per_second", "cpu_usage_ratio"):
+        lines += [f"# HELP {metric} made up", f"# TYPE {metric} gauge"]
+        for service in ("web", "db", "cache"):
+            labels = (
+                f'namespace="tiny",{service_label}="{service}",service="shop",pod="{service}-0"'
+            )
+            for minute in range(80):
+                at = start + minute * 60
+                value = 10 + rng.gauss(0, 0.5)
+                if service == "db" and metric == "cpu_usage_ratio" and at >= alert_at - 60:
+                    value += 40  # the fault, injected a minute before the alert
+                lines.append(f"{metric}{{{labels}}} {value:.4f} {at:.3f}")
+    lines.append("# EOF")
+    with gzip.open(path / "metrics.om.gz", "wt") as metrics:
+        metrics.write("\n".join(lines) + "\n")
+    pack = {
+        "name": path.name,
+        "namespace": "tiny",
+        "service_label": service_label,
+        "cases": 1,
+        "modalities": ["metrics"],
+        "system": "made up",
+        "notes": "",
+    }
+    (path / "pack.json").write_text(json.dumps(pack))
+    stamp = datetime.fromtimestamp(alert_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {
+        "alertname": "HighLatency",
+        "namespace": "tiny",
+        service_label: "web",
+        "severity": "critical",
+    }
+    case = {
+        "id": "tiny-1",
+        "alert": {
+            "status": "firing",
+            "labels": labels,
+            "annotations": {"summary": "slow"},
+            "startsAt": stamp,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": "0123456789abcdef",
+        },
+        "truth": {"service": "db", "fault": "cpu", "inject_time": stamp},
+        "window": {"start": stamp, "end": stamp},
+    }
+    (path / "cases.jsonl").write_text(json.dumps(case) + "\n")
+
+
+@pytest.mark.slow
+def test_a_pack_anywhere_with_its_own_service_label_runs_end_to_end(tmp_path):
+    require_prometheus()
+    write_pack(tmp_path / "tiny", service_label="workload")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "rca_accuracy.py"), str(tmp_path / "tiny")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "AC@1=1.00 AC@3=1.00 Avg@5=1.00 cases=1"
