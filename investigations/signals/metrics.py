@@ -10,7 +10,10 @@ floor for flat baselines, and never less than the series' own resolution: the sm
 between its distinct baseline values) the incident points lie from the baseline median,
 taken as the largest that every point of some two-minute stretch of the incident shares (a
 fault holds for minutes; a series that spikes now and then, even two samples in a row, does
-not). A briefer change counts a tenth: weak evidence, not none.
+not). A briefer change counts a tenth: weak evidence, not none. So does a change to a level
+the baseline kept returning to (reached in ROUTINE_RETURNS separate stretches or more),
+however far that level lies from the median: a latency that sits at 5 ms and jumps to 60
+ms every few minutes has two levels, not noise around one, and 60 ms is one of them.
 The onset is the first incident point beyond CHANGE_SIGMAS.
 """
 
@@ -41,6 +44,11 @@ APPEARED_SCORE = 10.0
 # docs/BENCHMARKS.md).
 HOLD_SECONDS = 120
 BRIEF_WEIGHT = 0.1
+# A level the baseline reached this many separate times is one of its usual levels: a
+# change to it counts ROUTINE_WEIGHT (measured on the case packs: 2 to 5 returns alike;
+# docs/BENCHMARKS.md). Once or twice may be an earlier incident (a fault injected again).
+ROUTINE_RETURNS = 3
+ROUTINE_WEIGHT = 0.1
 
 
 @dataclass
@@ -103,8 +111,10 @@ def score_series(points, baseline, incident):
         1e-9,
     )
     z = [((v - median) / scale, t, v) for t, v in inside]
-    lasting = lasting_change(z)
+    lasting, level = lasting_change(z)
     score = min(abs(lasting), MAX_SCORE)
+    if score and returns(base, median, scale, level) >= ROUTINE_RETURNS:
+        score *= ROUTINE_WEIGHT
     direction = (1 if lasting > 0 else -1) if score else 0
     onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     peak = max(z, key=lambda item: abs(item[0]))[2]
@@ -128,10 +138,24 @@ def lasting_change(z):
     order. The largest that every point of a stretch of HOLD_SECONDS shares (same side of
     the median, the smallest of them), or BRIEF_WEIGHT of the largest that two consecutive
     points share, whichever is larger. An incident shorter than HOLD_SECONDS must agree in
-    all its points; a lone point counts half."""
+    all its points; a lone point counts half. Returns (deviation, level): the level is the
+    deviation the incident reached, before a brief one's weight."""
     held = shared_over(z, HOLD_SECONDS)
-    brief = BRIEF_WEIGHT * shared_over(z, 0)
-    return held if abs(held) >= abs(brief) else brief
+    brief = shared_over(z, 0)
+    if abs(held) >= abs(BRIEF_WEIGHT * brief):
+        return held, held
+    return BRIEF_WEIGHT * brief, brief
+
+
+def returns(values, median, scale, level):
+    """In how many separate stretches `values` (the baseline, in time order) reached
+    `level`, a deviation from `median` in units of `scale`, on its side of the median."""
+    side = 1 if level > 0 else -1
+    count, beyond = 0, False
+    for value in values:
+        was, beyond = beyond, side * (value - median) / scale >= abs(level)
+        count += beyond and not was
+    return count
 
 
 def shared_over(z, seconds):

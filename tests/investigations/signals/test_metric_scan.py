@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from investigations.signals import rank_suspects, scan_metrics
+from investigations.signals import metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
     BRIEF_WEIGHT,
+    ROUTINE_WEIGHT,
     as_rates,
     is_cumulative,
     resolution,
@@ -155,10 +156,36 @@ def test_counters_are_known_by_metadata_or_their_openmetrics_name():
 def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
     baseline = [(t, 5.0 if n % 8 else 50.0) for n, t in enumerate(range(0, 1200, 30))]
     spiky = [(t, 50.0 if n % 2 else 5.0) for n, t in enumerate(range(1200, 1500, 30))]
-    step = [(t, 50.0) for t in range(1200, 1500, 30)]
+    step = [(t, 80.0) for t in range(1200, 1500, 30)]
 
     assert score_series(baseline + spiky, (0, 1200), (1200, 1500))[0] == 0
     assert score_series(baseline + step, (0, 1200), (1200, 1500))[0] > 100
+
+
+def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
+    # One sample a minute: a call's latency sits at 4-5 ms and now and then jumps to
+    # 60 ms (two levels, as a cache miss makes); then it holds 60 ms, or a new 300 ms.
+    def baseline(jumps):
+        return [
+            (t, 0.06 if n in jumps else 0.004 + 0.0005 * (n % 3))
+            for n, t in enumerate(range(0, 3600, 60))
+        ]
+
+    at_60 = [(t, 0.06) for t in range(3600, 3900, 60)]
+    at_300 = [(t, 0.3) for t in range(3600, 3900, 60)]
+    windows = (0, 3600), (3600, 3900)
+    three_times, twice = baseline({9, 10, 30, 51}), baseline({9, 10, 30})
+    cases = [(three_times, at_60), (three_times, at_300), (twice, at_60)]
+
+    scored = [score_series(b + level, *windows)[0] for b, level in cases]
+    monkeypatch.setattr(metrics, "ROUTINE_RETURNS", math.inf)
+    unruled = [score_series(b + level, *windows)[0] for b, level in cases]
+
+    assert min(unruled) > 50
+    assert scored[0] == pytest.approx(ROUTINE_WEIGHT * unruled[0])
+    # A level beyond any it reached, or one reached in two stretches only (an earlier
+    # incident: the same fault injected before), is a change in full.
+    assert scored[1:] == unruled[1:]
 
 
 def test_a_change_must_hold_two_minutes_to_count_in_full():
