@@ -45,8 +45,9 @@ APPEARED_SCORE = 10.0
 HOLD_SECONDS = 120
 BRIEF_WEIGHT = 0.1
 # A level the baseline reached this many separate times is one of its usual levels: a
-# change to it counts ROUTINE_WEIGHT (measured on the case packs: 2 to 5 returns alike;
-# docs/BENCHMARKS.md). Once or twice may be an earlier incident (a fault injected again).
+# change to it counts ROUTINE_WEIGHT. Once or twice may be an earlier incident (the same
+# fault injected again). (Measured on the case packs: 2 to 5 returns score alike on two,
+# 2 or 3 best on the third, and a single one costs a pack cases; docs/BENCHMARKS.md.)
 ROUTINE_RETURNS = 3
 ROUTINE_WEIGHT = 0.1
 

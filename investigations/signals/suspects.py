@@ -26,7 +26,7 @@ LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, no
 Log lines and requests carry their own time. A metric's onset is only when a 30-second
 step first crossed CHANGE_SIGMAS, and a change that builds (a CPU saturating, a queue
 filling) crosses late, so metrics are not judged by it (measured on the case packs: it
-cost nezha-ob a case; docs/BENCHMARKS.md).
+cost the largest pack a case; docs/BENCHMARKS.md).
 """
 
 import math
