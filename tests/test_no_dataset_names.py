@@ -1,5 +1,5 @@
 """No name from the case packs appears in product code: not a dataset, system or namespace,
-not a service that is not a plain word, not a metric family. The signal scan must work on
+no service name that is not a plain word, no metric family. The signal scan must work on
 metrics and services it has never seen (issue 4); the packs are for measuring it, not for
 fitting it to them."""
 
