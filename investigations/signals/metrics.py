@@ -62,6 +62,9 @@ class SeriesScore:
     baseline_median: float | None
     incident_peak: float | None
     counter: bool = False
+    # How many separate times the baseline reached the incident's level, when that made it
+    # one of the series' usual levels (ROUTINE_RETURNS or more); else 0.
+    returns: int = 0
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -75,6 +78,7 @@ class SeriesScore:
             "baseline": self.baseline_median,
             "incident": self.incident_peak,
             "counter": self.counter,
+            "returns": self.returns,
         }
 
 
@@ -88,7 +92,9 @@ class MetricScan:
 
 
 def score_series(points, baseline, incident):
-    """(score, direction, onset, baseline median, incident peak) of one series.
+    """(score, direction, onset, baseline median, incident peak, returns) of one series;
+    returns is how many separate times the baseline reached the incident's level when that
+    made it a usual level (ROUTINE_RETURNS or more), else 0.
 
     `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
     seconds. A series with no baseline points but incident points appeared: scored as a
@@ -97,10 +103,10 @@ def score_series(points, baseline, incident):
     base = [v for t, v in points if baseline[0] <= t < baseline[1] and math.isfinite(v)]
     inside = [(t, v) for t, v in points if incident[0] <= t <= incident[1] and math.isfinite(v)]
     if not inside:
-        return 0.0, 0, None, (statistics.median(base) if base else None), None
+        return 0.0, 0, None, (statistics.median(base) if base else None), None, 0
     if not base:
         peak = max(inside, key=lambda p: abs(p[1]))
-        return (APPEARED_SCORE if peak[1] else 0.0), 1, inside[0][0], None, peak[1]
+        return (APPEARED_SCORE if peak[1] else 0.0), 1, inside[0][0], None, peak[1], 0
     median = statistics.median(base)
     mad = statistics.median(abs(v - median) for v in base)
     incident_level = statistics.median(abs(v) for _, v in inside)
@@ -114,12 +120,15 @@ def score_series(points, baseline, incident):
     z = [((v - median) / scale, t, v) for t, v in inside]
     lasting, level = lasting_change(z)
     score = min(abs(lasting), MAX_SCORE)
-    if score and returns(base, median, scale, level) >= ROUTINE_RETURNS:
+    usual = returns(base, median, scale, level) if score else 0
+    if usual >= ROUTINE_RETURNS:
         score *= ROUTINE_WEIGHT
+    else:
+        usual = 0
     direction = (1 if lasting > 0 else -1) if score else 0
     onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     peak = max(z, key=lambda item: abs(item[0]))[2]
-    return score, direction, onset, median, peak
+    return score, direction, onset, median, peak, usual
 
 
 def resolution(values):
@@ -238,9 +247,11 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now):
         cumulative = is_cumulative(name, metadata)
         for s in result.matrix:
             points = as_rates(s.points) if cumulative else s.points
-            score, direction, onset, median, peak = score_series(points, *windows)
+            score, direction, onset, median, peak, usual = score_series(points, *windows)
             scan.scores.append(
-                SeriesScore(name, s.labels, score, direction, onset, median, peak, cumulative)
+                SeriesScore(
+                    name, s.labels, score, direction, onset, median, peak, cumulative, usual
+                )
             )
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

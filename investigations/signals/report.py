@@ -64,10 +64,15 @@ def _describe(suspect):
         if item["kind"] == "metric":
             labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
             when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
+            usual = (
+                f"; a level it reached {item['returns']} separate times in the baseline"
+                if item.get("returns")
+                else ""
+            )
             parts.append(
                 f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
-                f"{item['score']:.0f} robust deviations){when}"
+                f"{item['score']:.0f} robust deviations{usual}){when}"
             )
         elif item["kind"] == "paths":
             parts.append(
@@ -94,6 +99,7 @@ def evidence_gist(item):
     kind = item.get("kind")
     if kind == "metric":
         text = f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})"
+        text += ", a usual level" if item.get("returns") else ""
     elif kind == "paths":
         text = f"{item['incident_diverged']} requests stopped here"
     elif kind == "logs":

@@ -135,8 +135,9 @@ def test_the_cause_ranks_first(scan):
 def test_scores_on_plain_points():
     base = [(t, 10.0 + n % 3) for n, t in enumerate(range(0, 600, 30))]
     step = base + [(t, 30.0) for t in range(600, 900, 30)]
-    score, direction, onset, median, peak = score_series(step, (0, 600), (600, 900))
+    score, direction, onset, median, peak, usual = score_series(step, (0, 600), (600, 900))
     assert score > 10 and direction == 1 and onset == 600 and median == 11 and peak == 30
+    assert usual == 0
     assert score_series(base, (0, 600), (600, 900))[0] == 0  # nothing in the incident
     flat = [(t, 0.0) for t in range(0, 600, 30)] + [(t, 0.0) for t in range(600, 900, 30)]
     assert score_series(flat, (0, 600), (600, 900))[0] == 0
@@ -178,6 +179,7 @@ def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
     cases = [(three_times, at_60), (three_times, at_300), (twice, at_60)]
 
     scored = [score_series(b + level, *windows)[0] for b, level in cases]
+    said = [score_series(b + level, *windows)[5] for b, level in cases]
     monkeypatch.setattr(metrics, "ROUTINE_RETURNS", math.inf)
     unruled = [score_series(b + level, *windows)[0] for b, level in cases]
 
@@ -186,6 +188,7 @@ def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
     # A level beyond any it reached, or one reached in two stretches only (an earlier
     # incident: the same fault injected before), is a change in full.
     assert scored[1:] == unruled[1:]
+    assert said == [3, 0, 0]  # how often it came back, said only where it counted
 
 
 def test_a_change_must_hold_two_minutes_to_count_in_full():

@@ -8,6 +8,7 @@ from investigations import runner
 from investigations.signals import build_report, rank_suspects
 from investigations.signals.logs import MAX_LINES, score_logs
 from investigations.signals.metrics import SeriesScore
+from investigations.signals.report import evidence_gist
 from investigations.tools.log_templates import LogEntry
 from tests.factories import T0, make_alert, make_investigation
 
@@ -164,6 +165,7 @@ def test_the_signals_only_report_names_the_cause_and_what_next():
     metrics = [
         SeriesScore("busy", {"service": "db"}, 40.0, 1, INCIDENT.timestamp(), 50.0, 90.0),
         SeriesScore("busy", {"service": "web"}, 4.0, 1, INCIDENT.timestamp() + 60, 40.0, 44.0),
+        SeriesScore("p50", {"service": "web"}, 1.8, 1, None, 0.005, 0.06, returns=4),
     ]
     suspects = rank_suspects(metrics, {}, "service")
 
@@ -173,6 +175,11 @@ def test_the_signals_only_report_names_the_cause_and_what_next():
     assert report["confidence"] == pytest.approx(40 / 44, abs=0.01)
     assert report["summary"].startswith("Most likely root cause: db (the alert fired on web).")
     assert "busy{} went up (50 -> 90, 40 robust deviations) from 04:00:00 UTC" in text
+    assert (
+        "p50{} went up (0.005 -> 0.06, 2 robust deviations; a level it reached 4 separate "
+        "times in the baseline)" in text
+    )
+    assert evidence_gist(suspects[1].evidence[1]) == "p50 up (1.8), a usual level"
     assert [s["service"] for s in report["suspects"]] == ["db", "web"]
     assert "Not checked: logs (x)" in report["next_steps"]
     assert "Confirm that web depends on db" in text
