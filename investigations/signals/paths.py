@@ -195,16 +195,11 @@ def paths_by_span(entries, service_labels, spans):
     return paths, began
 
 
-def diverged(reference, sample):
-    """{service: Counter of missing step texts}: each path of `sample` that no path of
-    `reference` with the same first step matches, credited to the service of the first step
-    its closest reference path has and it lacks (see `missing_steps`)."""
-    return tally(missing_steps(reference), sample)
-
-
 def tally(missing, sample):
     """{service: Counter of missing step texts} of the paths of `sample`, by `missing`
-    (from missing_steps)."""
+    (from missing_steps): each path that no reference path with the same first step
+    matches, credited to the service of the first step its closest reference path has and
+    it lacks."""
     found = defaultdict(Counter)
     for path in sample:
         step = missing(path)

@@ -12,12 +12,13 @@ from loki_stub import LogStore, serve
 from investigations.signals import build_report, paths, rank_suspects
 from investigations.signals.logs import MAX_LINES
 from investigations.signals.paths import (
-    diverged,
+    missing_steps,
     path_query,
     paths_by_span,
     read_all,
     scan_paths,
     score_paths,
+    tally,
 )
 from investigations.telemetry import BackendConfig, LokiClient
 from investigations.tools.log_templates import line_masker, mining_text
@@ -86,7 +87,9 @@ def test_a_request_that_stops_early_is_credited_to_the_step_it_never_reached():
     longer = (*normal, ("web", "audit"))
     unknown_start = ("batch", "run"), ("db", "select")
 
-    found = diverged([normal] * 5 + [rare], [failed, failed, longer, unknown_start, rare])
+    found = tally(
+        missing_steps([normal] * 5 + [rare]), [failed, failed, longer, unknown_start, rare]
+    )
 
     # failed is closest to normal (the more common of two as close): db never came.
     assert {service: dict(steps) for service, steps in found.items()} == {"db": {"select": 2}}
@@ -355,7 +358,7 @@ def test_the_closest_path_is_sought_among_the_most_common_only(monkeypatch):
     reference = [common] * 3 + [rare]
 
     def credited():
-        found = diverged(reference, [sample])
+        found = tally(missing_steps(reference), [sample])
         return {service: dict(steps) for service, steps in found.items()}
 
     assert credited() == {"cache": {"store": 1}}
