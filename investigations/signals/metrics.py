@@ -91,22 +91,24 @@ class MetricScan:
     errors: list[str] = field(default_factory=list)
 
 
-def score_series(points, baseline, incident):
-    """(score, direction, onset, baseline median, incident peak, returns) of one series;
-    returns is how many separate times the baseline reached the incident's level when that
-    made it a usual level (ROUTINE_RETURNS or more), else 0.
+def score_series(points, baseline, incident, metric="", labels=None, counter=False):
+    """The SeriesScore of one series (`metric`, `labels` and `counter` are only carried).
 
     `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
     seconds. A series with no baseline points but incident points appeared: scored as a
     change from nothing. With no incident points it scores 0.
     """
+    scored = SeriesScore(metric, labels or {}, 0.0, 0, None, None, None, counter)
     base = [v for t, v in points if baseline[0] <= t < baseline[1] and math.isfinite(v)]
     inside = [(t, v) for t, v in points if incident[0] <= t <= incident[1] and math.isfinite(v)]
     if not inside:
-        return 0.0, 0, None, (statistics.median(base) if base else None), None, 0
+        scored.baseline_median = statistics.median(base) if base else None
+        return scored
     if not base:
         peak = max(inside, key=lambda p: abs(p[1]))
-        return (APPEARED_SCORE if peak[1] else 0.0), 1, inside[0][0], None, peak[1], 0
+        scored.score = APPEARED_SCORE if peak[1] else 0.0
+        scored.direction, scored.onset, scored.incident_peak = 1, inside[0][0], peak[1]
+        return scored
     median = statistics.median(base)
     mad = statistics.median(abs(v - median) for v in base)
     incident_level = statistics.median(abs(v) for _, v in inside)
@@ -122,13 +124,13 @@ def score_series(points, baseline, incident):
     score = min(abs(lasting), MAX_SCORE)
     usual = returns(base, median, scale, level) if score else 0
     if usual >= ROUTINE_RETURNS:
-        score *= ROUTINE_WEIGHT
-    else:
-        usual = 0
-    direction = (1 if lasting > 0 else -1) if score else 0
-    onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
-    peak = max(z, key=lambda item: abs(item[0]))[2]
-    return score, direction, onset, median, peak, usual
+        score, scored.returns = score * ROUTINE_WEIGHT, usual
+    scored.score = score
+    scored.direction = (1 if lasting > 0 else -1) if score else 0
+    scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
+    scored.baseline_median = median
+    scored.incident_peak = max(z, key=lambda item: abs(item[0]))[2]
+    return scored
 
 
 def resolution(values):
@@ -247,11 +249,8 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now):
         cumulative = is_cumulative(name, metadata)
         for s in result.matrix:
             points = as_rates(s.points) if cumulative else s.points
-            score, direction, onset, median, peak, usual = score_series(points, *windows)
             scan.scores.append(
-                SeriesScore(
-                    name, s.labels, score, direction, onset, median, peak, cumulative, usual
-                )
+                score_series(points, *windows, metric=name, labels=s.labels, counter=cumulative)
             )
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

@@ -135,14 +135,15 @@ def test_the_cause_ranks_first(scan):
 def test_scores_on_plain_points():
     base = [(t, 10.0 + n % 3) for n, t in enumerate(range(0, 600, 30))]
     step = base + [(t, 30.0) for t in range(600, 900, 30)]
-    score, direction, onset, median, peak, usual = score_series(step, (0, 600), (600, 900))
-    assert score > 10 and direction == 1 and onset == 600 and median == 11 and peak == 30
-    assert usual == 0
-    assert score_series(base, (0, 600), (600, 900))[0] == 0  # nothing in the incident
+    scored = score_series(step, (0, 600), (600, 900), metric="m", labels={"a": "b"})
+    assert scored.score > 10 and scored.direction == 1 and scored.onset == 600
+    assert scored.baseline_median == 11 and scored.incident_peak == 30
+    assert scored.returns == 0 and scored.metric == "m" and scored.labels == {"a": "b"}
+    assert score_series(base, (0, 600), (600, 900)).score == 0  # nothing in the incident
     flat = [(t, 0.0) for t in range(0, 600, 30)] + [(t, 0.0) for t in range(600, 900, 30)]
-    assert score_series(flat, (0, 600), (600, 900))[0] == 0
+    assert score_series(flat, (0, 600), (600, 900)).score == 0
     with_nan = [*step, (930, math.nan)]
-    assert score_series(with_nan, (0, 600), (600, 960))[0] == score
+    assert score_series(with_nan, (0, 600), (600, 960)).score == scored.score
 
 
 def test_counters_are_known_by_metadata_or_their_openmetrics_name():
@@ -159,8 +160,8 @@ def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
     spiky = [(t, 50.0 if n % 2 else 5.0) for n, t in enumerate(range(1200, 1500, 30))]
     step = [(t, 80.0) for t in range(1200, 1500, 30)]
 
-    assert score_series(baseline + spiky, (0, 1200), (1200, 1500))[0] == 0
-    assert score_series(baseline + step, (0, 1200), (1200, 1500))[0] > 100
+    assert score_series(baseline + spiky, (0, 1200), (1200, 1500)).score == 0
+    assert score_series(baseline + step, (0, 1200), (1200, 1500)).score > 100
 
 
 def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
@@ -178,10 +179,10 @@ def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
     three_times, twice = baseline({9, 10, 30, 51}), baseline({9, 10, 30})
     cases = [(three_times, at_60), (three_times, at_300), (twice, at_60)]
 
-    scored = [score_series(b + level, *windows)[0] for b, level in cases]
-    said = [score_series(b + level, *windows)[5] for b, level in cases]
+    scored = [score_series(b + level, *windows).score for b, level in cases]
+    said = [score_series(b + level, *windows).returns for b, level in cases]
     monkeypatch.setattr(metrics, "ROUTINE_RETURNS", math.inf)
-    unruled = [score_series(b + level, *windows)[0] for b, level in cases]
+    unruled = [score_series(b + level, *windows).score for b, level in cases]
 
     assert min(unruled) > 50
     assert scored[0] == pytest.approx(ROUTINE_WEIGHT * unruled[0])
@@ -199,13 +200,13 @@ def test_a_change_must_hold_two_minutes_to_count_in_full():
     held = [(t, 5.0 if 3660 <= t <= 3780 else 1.1) for t in range(3600, 4020, 60)]
     windows = (0, 3600), (3600, 4020)
 
-    brief = score_series(baseline + pair, *windows)[0]
-    lasting = score_series(baseline + held, *windows)[0]
+    brief = score_series(baseline + pair, *windows).score
+    lasting = score_series(baseline + held, *windows).score
 
     assert lasting > 20
     assert brief == pytest.approx(lasting * BRIEF_WEIGHT)  # weak evidence, not none
     # An incident window still shorter than two minutes must agree in all its points.
-    assert score_series(baseline + held[1:3], (0, 3600), (3600, 3720))[0] == lasting
+    assert score_series(baseline + held[1:3], (0, 3600), (3600, 3720)).score == lasting
 
 
 def test_a_step_of_the_series_own_resolution_is_not_a_change():
@@ -217,7 +218,7 @@ def test_a_step_of_the_series_own_resolution_is_not_a_change():
     one_more = [(t, 1 / 60) for t in range(3600, 3900, 60)]
     busy = [(t, 30 / 60) for t in range(3600, 3900, 60)]
 
-    assert score_series(idle + one_more, (0, 3600), (3600, 3900))[0] <= 1
-    assert score_series(idle + busy, (0, 3600), (3600, 3900))[0] >= 20
+    assert score_series(idle + one_more, (0, 3600), (3600, 3900)).score <= 1
+    assert score_series(idle + busy, (0, 3600), (3600, 3900)).score >= 20
     assert resolution([0.0, 0.5, 1.0, 1.0]) == 0.5
     assert resolution([5.0, 50.0, 5.0]) == 0  # two levels, not a grid
