@@ -19,6 +19,7 @@ Standard library only, so that it runs where nothing is installed beyond Python.
 import argparse
 import bisect
 import calendar
+import functools
 import gzip
 import heapq
 import json
@@ -45,6 +46,8 @@ DEFAULT_LOOKBACK_NS = 3600 * 10**9
 # Loki's default limits_config.max_entries_limit_per_query.
 MAX_ENTRIES_LIMIT_PER_QUERY = 5000
 MAX_QUERY_BYTES = 5120
+# Line filters whose answers per line are remembered (see _regexp_search).
+MAX_REMEMBERED_PATTERNS = 16
 # Loki reads a number up to 1e10 as seconds and a larger one as nanoseconds.
 MAX_SECONDS_TIMESTAMP = 10**10
 NANOSECONDS_PER_SECOND = 10**9
@@ -229,7 +232,7 @@ def _regexp_search(pattern):
     # The same lines are read again and again (the replay's windows overlap, each hour
     # read once per case), and Python's re is slow at a long case-insensitive alternation
     # over long lines: each line is searched once per pattern.
-    known = _SEARCHED.setdefault(pattern, {})
+    known = _searched(pattern)
 
     def search(line):
         found = known.get(line)
@@ -240,7 +243,11 @@ def _regexp_search(pattern):
     return search
 
 
-_SEARCHED = {}  # pattern -> {line: whether it occurs in the line}
+@functools.lru_cache(maxsize=MAX_REMEMBERED_PATTERNS)
+def _searched(pattern):
+    """{line: whether `pattern` occurs in it}, for the patterns asked for last (a scan
+    asks for two or three; the lines are the store's, so each holds at most those)."""
+    return {}
 
 
 class LogQuery(NamedTuple):
