@@ -28,7 +28,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import case_pack  # noqa: E402
-from benchdoc import git_describe, replace_subsections  # noqa: E402
+from benchdoc import git_describe, nearest_rank, replace_subsections  # noqa: E402
 from case_pack import log, parse_time, spawn, wait_for  # noqa: E402
 from webhook_load import free_port, stop  # noqa: E402
 
@@ -47,9 +47,9 @@ real Prometheus (backfilled with promtool), its logs through Loki's HTTP API
 SQLite database, no LLM. Each case's alert is posted to the webhook; the investigation runs
 as of `startsAt` + 5 minutes and reads no later data. AC@k: share of cases whose true
 root-cause service is in the top k suspects; Avg@5: the mean of AC@1..AC@5. Time: the
-investigation's own duration (claim to completion, scope + scan + report), mean and p95.
-Published methods ran on their own inputs (traces too), not on these files: they are the
-bar, not a like-for-like score (see shared/data/rca-cases/README.md).
+investigation's own duration (claim to completion, scope + scan + report), mean and p95
+(nearest rank). Published methods ran on their own inputs (traces too), not on these files:
+they are the bar, not a like-for-like score (see shared/data/rca-cases/README.md).
 """
 PUBLISHED = {
     "nezha-ob": "best published (Nezha, FSE 2023, metrics+logs+traces): AC@1 0.93, AC@3 0.96;"
@@ -176,11 +176,6 @@ def scan_seconds(url, token, investigation_id):
     ).total_seconds()
 
 
-def p95(values):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-
-
 def score(results):
     hits = [0] * 5
     for result in results:
@@ -194,9 +189,9 @@ def score(results):
         "ac": ac,
         "avg5": sum(ac) / 5,
         "mean_seconds": statistics.fmean(seconds),
-        "p95_seconds": p95(seconds),
+        "p95_seconds": nearest_rank(seconds, 0.95),
         "scan_mean_seconds": statistics.fmean(scans),
-        "scan_p95_seconds": p95(scans),
+        "scan_p95_seconds": nearest_rank(scans, 0.95),
     }
 
 
