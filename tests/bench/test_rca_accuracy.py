@@ -1,6 +1,6 @@
 """bench/rca_accuracy.py's scoring and its report, on made-up results; and the whole bench
-on a made-up pack that lies elsewhere and names its services by a label Rootline would not
-guess."""
+on made-up packs that lie elsewhere and name their services by a label Rootline would not
+guess, one with its fault in the metrics, one with it only in the logs."""
 
 import gzip
 import json
@@ -57,10 +57,12 @@ def test_the_doc_section_of_one_pack_is_replaced_and_the_others_kept(tmp_path, m
     assert text.index("### pack-a") < text.index("### pack-b")
 
 
-def write_pack(path, service_label):
+def write_pack(path, service_label, with_logs=False):
     """A one-case pack in the format of shared/data/rca-cases/README.md whose services are
-    named by `service_label`; every series also carries a `service` label with one value
-    for all (a decoy: a bench that ignored pack.json would see a single service)."""
+    named by `service_label`; every series and stream also carries a `service` label with
+    one value for all (a decoy: a bench that ignored pack.json would see a single service).
+    The fault: db's CPU, or, `with_logs`, a new error in cache's logs and no change in any
+    metric."""
     path.mkdir()
     start = datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp()
     alert_at = start + 70 * 60
@@ -75,18 +77,21 @@ def write_pack(path, service_label):
             for minute in range(80):
                 at = start + minute * 60
                 value = 10 + rng.gauss(0, 0.5)
-                if service == "db" and metric == "cpu_usage_ratio" and at >= alert_at - 60:
+                faulty = service == "db" and metric == "cpu_usage_ratio" and not with_logs
+                if faulty and at >= alert_at - 60:
                     value += 40  # the fault, injected a minute before the alert
                 lines.append(f"{metric}{{{labels}}} {value:.4f} {at:.3f}")
     lines.append("# EOF")
     with gzip.open(path / "metrics.om.gz", "wt") as metrics:
         metrics.write("\n".join(lines) + "\n")
+    if with_logs:
+        write_logs(path, service_label, start, alert_at)
     pack = {
         "name": path.name,
         "namespace": "tiny",
         "service_label": service_label,
         "cases": 1,
-        "modalities": ["metrics"],
+        "modalities": ["metrics", "logs"] if with_logs else ["metrics"],
         "system": "made up",
         "notes": "",
     }
@@ -109,22 +114,73 @@ def write_pack(path, service_label):
             "generatorURL": "",
             "fingerprint": "0123456789abcdef",
         },
-        "truth": {"service": "db", "fault": "cpu", "inject_time": stamp},
+        "truth": {
+            "service": "cache" if with_logs else "db",
+            "fault": "exception" if with_logs else "cpu",
+            "inject_time": stamp,
+        },
         "window": {"start": stamp, "end": stamp},
     }
     (path / "cases.jsonl").write_text(json.dumps(case) + "\n")
+
+
+def write_logs(path, service_label, start, alert_at):
+    """logs.jsonl.gz: every service logs a request a minute and, now and then, a timeout;
+    from a minute before the alert cache also fails every few seconds, as it never did."""
+    rng = random.Random(11)
+    entries = []
+    for service in ("web", "db", "cache"):
+        labels = {
+            "namespace": "tiny",
+            service_label: service,
+            "service": "shop",
+            "pod": f"{service}-0",
+            "container": service,
+        }
+        for minute in range(80):
+            at = start + minute * 60 + rng.uniform(0, 50)
+            entries.append((at, labels, f"INFO handled GET /items/{rng.randint(1, 999)} in 12ms"))
+            if minute % 9 == 4:
+                entries.append((at + 1, labels, "WARN upstream call timed out, retrying"))
+        if service == "cache":
+            for second in range(-60, 300, 5):
+                entries.append(
+                    (alert_at + second, labels, "ERROR connection refused by 10.0.0.7:6379")
+                )
+    entries.sort(key=lambda entry: entry[0])
+    with gzip.open(path / "logs.jsonl.gz", "wt") as logs:
+        for at, labels, line in entries:
+            logs.write(json.dumps({"labels": labels, "ts_ns": str(int(at * 1e9)), "line": line}))
+            logs.write("\n")
+
+
+def run_bench(pack_dir):
+    """The bench as a subprocess on `pack_dir`, run from the pack's parent directory."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "rca_accuracy.py"), str(pack_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=pack_dir.parent,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
 
 @pytest.mark.slow
 def test_a_pack_anywhere_with_its_own_service_label_runs_end_to_end(tmp_path):
     require_prometheus()
     write_pack(tmp_path / "tiny", service_label="workload")
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "rca_accuracy.py"), str(tmp_path / "tiny")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_bench(tmp_path / "tiny")
+    assert done.stdout.splitlines()[-1] == "AC@1=1.00 AC@3=1.00 Avg@5=1.00 cases=1"
+
+
+@pytest.mark.slow
+def test_a_pack_anywhere_whose_fault_shows_only_in_its_logs_runs_end_to_end(tmp_path):
+    # The logs go through bench/loki_stub.py; the metrics are noise alike in every
+    # service, so only the logs can rank cache first.
+    require_prometheus()
+    write_pack(tmp_path / "tiny-logs", service_label="workload", with_logs=True)
+    done = run_bench(tmp_path / "tiny-logs")
+    assert "logs from loki_stub" in done.stdout
     assert done.stdout.splitlines()[-1] == "AC@1=1.00 AC@3=1.00 Avg@5=1.00 cases=1"
