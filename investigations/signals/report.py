@@ -2,8 +2,14 @@
 
 It is the whole report when no LLM is configured (or the LLM failed), and the head start
 the agents get otherwise. Confidence says how clearly the top suspect stands out.
+
+The list of suspects quotes, for a service suspected by its logs or its requests, the
+error template or the step of its requests that tells most (redacted when mined). Only
+there: the summary, which briefs the agents, keeps to counts and times, since a log line
+can carry anything and the agents read log lines only as tool results.
 """
 
+import re
 from datetime import UTC, datetime
 
 MAX_SUSPECTS_REPORTED = 5
@@ -47,7 +53,12 @@ def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None)
         "root_cause": {"service": top.service, "explanation": reason},
         "confidence": level,
         "suspects": [
-            {"service": s.service, "score": round(s.score, 3), "why": _describe(s)}
+            {
+                "service": s.service,
+                "score": round(s.score, 3),
+                "why": _describe(s),
+                "example": _example(s),
+            }
             for s in suspects[:MAX_SUSPECTS_REPORTED]
         ],
         "evidence_steps": evidence_steps,
@@ -91,6 +102,39 @@ def _describe(suspect):
                 f"{new if item['new_template_lines'] else ''}){_began(item)}"
             )
     return "; ".join(parts) + "." if parts else "No specific evidence."
+
+
+def _example(suspect):
+    """The words behind a suspect's first log or path evidence, to quote: its newest and
+    most frequent error template, or the step its requests most often no longer reached;
+    None without either."""
+    for item in suspect.evidence:
+        if item["kind"] == "logs" and item.get("templates"):
+            best = max(item["templates"], key=lambda t: (t["new"], t["lines"]))
+            return {
+                "kind": "logs",
+                "text": best["template"],
+                "count": best["lines"],
+                "new": best["new"],
+            }
+        if item["kind"] == "paths" and item.get("missing_steps"):
+            step = item["missing_steps"][0]
+            return {"kind": "paths", "text": step["step"], "count": step["requests"]}
+    return None
+
+
+def _quote(example):
+    """An example (see _example) as a sentence with the words in a Markdown code span."""
+    if not example:
+        return ""
+    text = " ".join(example["text"].split())
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    code = f"{fence} {text} {fence}" if "`" in text else f"{fence}{text}{fence}"
+    if example["kind"] == "logs" and example["new"]:
+        return f" Most often: {code} ({example['count']} lines, new to the incident)."
+    if example["kind"] == "logs":  # a surged template's lines are both windows'
+        return f" Most often: {code} (surged; {example['count']} lines in both windows)."
+    return f" The step most often no longer reached: {code} ({example['count']} requests)."
 
 
 def evidence_gist(item):
@@ -144,7 +188,8 @@ def _text(report):
         lines += ["", "### Suspects", ""]
         cited = sorted(set(report.get("evidence_steps", {}).values()))
         lines += [
-            f"{n}. **{s['service']}**: {s['why']}" for n, s in enumerate(report["suspects"], 1)
+            f"{n}. **{s['service']}**: {s['why']}{_quote(s.get('example'))}"
+            for n, s in enumerate(report["suspects"], 1)
         ]
         if cited:
             lines += ["", "Found by " + ", ".join(f"[step {n}](#step-{n})" for n in cited) + "."]

@@ -238,7 +238,7 @@ def test_the_scan_finds_where_requests_stopped_through_loki(loki):
     assert scan.services.get("search") is None or scan.services["search"].score < 2
 
 
-def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
+def test_path_evidence_ranks_and_reports_quoting_the_step_in_the_suspect_list_only(loki):
     scan = loki(traffic(fault_from=INCIDENT + timedelta(minutes=5)), scan_shop)
 
     suspects = rank_suspects([], {}, "service", ["web"], service_paths=scan.services)
@@ -252,7 +252,10 @@ def test_path_evidence_ranks_and_reports_without_quoting_the_lines(loki):
         "14 of 38 requests in the incident window stopped going through it as they used to "
         "(in the calmest stretch of the baseline: 0 of 60), from 04:05:00 UTC."
     ) in report["summary"]
-    assert "d.Query" not in text  # log text reaches a model only through its tools
+    # The step is quoted for the engineer; the summary, which briefs the agents, quotes
+    # no log text (log text reaches a model only through its tools).
+    assert "d.Query" not in report["summary"]
+    assert "The step most often no longer reached: `d.Query#7 TraceID: <HEX>" in text
     assert suspects[0].onset == (INCIDENT + timedelta(minutes=5)).timestamp()
 
     # Had the alert fired at the incident's start, db's failures began five minutes after

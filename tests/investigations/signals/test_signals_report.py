@@ -1,5 +1,6 @@
 """The log scoring, the signals-only report, and an investigation whose backends are down."""
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from investigations import runner
 from investigations.signals import build_report, rank_suspects
 from investigations.signals.logs import MAX_LINES, score_logs
 from investigations.signals.metrics import SeriesScore
+from investigations.signals.paths import ServicePaths
 from investigations.signals.report import evidence_gist
 from investigations.tools.log_templates import LogEntry
 from tests.factories import T0, make_alert, make_investigation
@@ -183,6 +185,46 @@ def test_the_signals_only_report_names_the_cause_and_what_next():
     assert [s["service"] for s in report["suspects"]] == ["db", "web"]
     assert "Not checked: logs (x)" in report["next_steps"]
     assert "Confirm that web depends on db" in text
+
+
+def test_the_report_quotes_the_template_and_the_step_but_not_in_its_summary():
+    # orders-db fails with a new error (and its usual one surged); cart stops answering
+    # a step of its requests. The list of suspects quotes both, with the secret in the
+    # log line redacted; the summary, which briefs the agents, quotes no log words.
+    baseline = [entry(-30 + i, "orders-db", f"WARN slow query {i} ms") for i in range(3)]
+    incident = [
+        entry(0.5 + i / 10, "orders-db", f"FATAL auth failed for `db` password=hunter2 try {i}")
+        for i in range(6)
+    ]
+    incident += [entry(1 + i / 10, "orders-db", f"WARN slow query {i} ms") for i in range(9)]
+    logs = score_logs(baseline, incident, ("service",), *WINDOWS)
+    paths = ServicePaths(
+        "cart",
+        incident_diverged=40,
+        baseline_diverged=1,
+        incident_requests=100,
+        baseline_requests=100,
+        missing=Counter({"Reserved items for cart <HEX>": 30, "Priced cart <NUM>": 10}),
+        score=20.0,
+        onset=INCIDENT.timestamp(),
+    )
+    suspects = rank_suspects([], logs, "service", service_paths={"cart": paths})
+
+    report, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
+
+    by_service = {s["service"]: s for s in report["suspects"]}
+    db_line = next(line for line in text.splitlines() if "**orders-db**" in line)
+    cart_line = next(line for line in text.splitlines() if "**cart**" in line)
+    assert by_service["orders-db"]["example"]["new"] is True
+    assert db_line.endswith("`` (6 lines, new to the incident).")
+    assert "Most often: `` auth failed for `db` password=[REDACTED" in db_line
+    assert "hunter2" not in text
+    assert cart_line.endswith(
+        "The step most often no longer reached: `Reserved items for cart <HEX>` (30 requests)."
+    )
+    for words in ("auth failed", "Reserved items", "Most often"):
+        assert words not in report["summary"]
+        assert all(words not in s["why"] for s in report["suspects"])
 
 
 def test_no_evidence_gives_an_honest_empty_report():
