@@ -23,6 +23,7 @@ from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
+from investigations.signals.metrics import STEP_SECONDS
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -286,7 +287,8 @@ def _describe_metric_scan(scan, service_label):
     ]
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
-        f"{' (capped)' if scan.truncated else ''}; "
+        f"{' (capped)' if scan.truncated else ''}"
+        f"{f' at a {scan.step_seconds} s step' if scan.step_seconds != STEP_SECONDS else ''}; "
         + (
             "most abnormal: "
             + "; ".join(f"{t['metric']} of {t['service']} ({t['score']:.1f})" for t in top[:5])
@@ -300,6 +302,7 @@ def _describe_metric_scan(scan, service_label):
         "series": scan.series_found,
         "metrics": scan.metrics,
         "truncated": scan.truncated,
+        "step_seconds": scan.step_seconds,
         "top": top,
         "errors": scan.errors[:20],
     }

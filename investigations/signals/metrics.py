@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from investigations.scope import quote
 from investigations.telemetry import TelemetryError
+from investigations.tools.guardrails import MAX_POINTS_PER_SERIES
 
 STEP_SECONDS = 30
 MAX_SERIES = 5000
@@ -89,6 +90,15 @@ class MetricScan:
     metrics: int = 0
     truncated: bool = False
     errors: list[str] = field(default_factory=list)
+    step_seconds: int = STEP_SECONDS
+
+
+def scan_step(start, end):
+    """STEP_SECONDS, or the smallest multiple of it that keeps a series from `start` to
+    `end` (datetimes) under Prometheus' cap on points: a long baseline, or a question
+    about days, is read coarser rather than refused."""
+    points = (end - start).total_seconds() / STEP_SECONDS + 1
+    return STEP_SECONDS * max(1, math.ceil(points / MAX_POINTS_PER_SERIES))
 
 
 def score_series(points, baseline, incident, metric="", labels=None, counter=False):
@@ -230,15 +240,16 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now):
         (incident[0].timestamp(), incident[1].timestamp()),
     )
     limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
+    step = scan.step_seconds = scan_step(baseline[0], now)
 
     async def fetch(name):
         matcher = ", ".join(m for m in (f"__name__={quote(name)}", scope_matchers) if m)
         # A window 1 ms short of the step, so that no sample counts in two steps (range
         # selectors include both ends before Prometheus 3).
-        query = f"avg_over_time({{{matcher}}}[{STEP_SECONDS * 1000 - 1}ms])"
+        query = f"avg_over_time({{{matcher}}}[{step * 1000 - 1}ms])"
         async with limit:
             try:
-                return name, await prometheus.query_range(query, baseline[0], now, STEP_SECONDS)
+                return name, await prometheus.query_range(query, baseline[0], now, step)
             except TelemetryError as exc:  # one metric failing must not sink the scan
                 scan.errors.append(f"{name}: {exc}")
                 return name, None

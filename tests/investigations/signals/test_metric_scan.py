@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
     BRIEF_WEIGHT,
@@ -74,17 +75,25 @@ def openmetrics():
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
+def prometheus_url(tmp_path_factory):
     with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
 
-        async def main():
-            config = BackendConfig(url=url, name="Prometheus")
-            async with PrometheusClient(config) as prometheus:
-                return await scan_metrics(
-                    prometheus, '{namespace="shop"}', BASELINE, INCIDENT, now=NOW
-                )
 
-        yield asyncio.run(main())
+def run_scan(url, baseline, incident):
+    async def main():
+        config = BackendConfig(url=url, name="Prometheus")
+        async with PrometheusClient(config) as prometheus:
+            return await scan_metrics(
+                prometheus, '{namespace="shop"}', baseline, incident, now=incident[1]
+            )
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def scan(prometheus_url):
+    return run_scan(prometheus_url, BASELINE, INCIDENT)
 
 
 def by_service(scan, metric="busy"):
@@ -122,6 +131,24 @@ def test_a_counter_is_scanned_as_its_rate(scan):
     assert errors.counter
     assert errors.score > 20
     assert errors.incident_peak == pytest.approx(5 / 15, rel=0.1)
+
+
+@pytest.mark.slow
+def test_a_baseline_of_days_is_read_at_a_coarser_step_not_refused(prometheus_url, scan):
+    # Four days and an hour at 30 s would be 11,654 points a series: more than
+    # Prometheus answers (11,000). The scan reads every series at 60 s instead.
+    days = (BASELINE[0] - timedelta(days=4), BASELINE[1])
+
+    long = run_scan(prometheus_url, days, INCIDENT)
+
+    assert scan.step_seconds == 30 and long.step_seconds == 60
+    assert long.errors == [] and long.series_found == scan.series_found
+    db = by_service(long)["db"]
+    assert db.score > 10 and db.direction == 1
+    assert rank_suspects(long.scores, {}, "service")[0].service == "db"
+    # The timeline says so; the usual step goes unsaid.
+    assert "metrics scanned at a 60 s step; most abnormal:" in describe(long, "service")[1]
+    assert " step" not in describe(scan, "service")[1]
 
 
 @pytest.mark.slow
