@@ -23,7 +23,7 @@ from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
-from investigations.signals.metrics import STEP_SECONDS
+from investigations.signals.metrics import MAX_SERIES, STEP_SECONDS
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -215,6 +215,12 @@ def signals_step(investigation, scope):
             f"metrics: {len(metric_scan.errors)} of {metric_scan.metrics} metrics "
             f"could not be read, e.g. {metric_scan.errors[0]}"
         )
+    if metric_scan and metric_scan.left_out:
+        unchecked.append(
+            f"metrics: {len(metric_scan.left_out)} of {metric_scan.metrics} metrics were not "
+            f"read, their series over the scan's cap of {MAX_SERIES}, e.g. "
+            f"{', '.join(metric_scan.left_out[:3])}"
+        )
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
     service_paths = scans["paths"].services if scans["paths"] else {}
@@ -287,7 +293,8 @@ def _describe_metric_scan(scan, service_label):
     ]
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
-        f"{' (capped)' if scan.truncated else ''}"
+        f"{' (capped)' if scan.truncated and not scan.left_out else ''}"
+        f"{f' ({len(scan.left_out)} left out, over the cap)' if scan.left_out else ''}"
         f"{f' at a {scan.step_seconds} s step' if scan.step_seconds != STEP_SECONDS else ''}; "
         + (
             "most abnormal: "
@@ -302,6 +309,7 @@ def _describe_metric_scan(scan, service_label):
         "series": scan.series_found,
         "metrics": scan.metrics,
         "truncated": scan.truncated,
+        "left_out": scan.left_out[:20],
         "step_seconds": scan.step_seconds,
         "top": top,
         "errors": scan.errors[:20],

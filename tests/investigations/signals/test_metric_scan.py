@@ -22,6 +22,7 @@ from investigations.signals.metrics import (
     is_cumulative,
     resolution,
     score_series,
+    within_cap,
 )
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
@@ -149,6 +150,32 @@ def test_a_baseline_of_days_is_read_at_a_coarser_step_not_refused(prometheus_url
     # The timeline says so; the usual step goes unsaid.
     assert "metrics scanned at a 60 s step; most abnormal:" in describe(long, "service")[1]
     assert " step" not in describe(scan, "service")[1]
+
+
+@pytest.mark.slow
+def test_the_series_cap_holds_though_the_store_ignores_its_limit(prometheus_url, monkeypatch):
+    # Prometheus 2.42 answers the series API's limit=3 with all seven series; the scan
+    # reads the metrics with the fewest series that fit (errors_total, one series) and
+    # names the one left out (busy, six).
+    monkeypatch.setattr(metrics, "MAX_SERIES", 3)
+
+    capped = run_scan(prometheus_url, BASELINE, INCIDENT)
+
+    assert capped.series_found == 7 and capped.truncated
+    assert capped.left_out == ["busy"] and capped.metrics == 2
+    assert {s.metric for s in capped.scores} == {"errors_total"}
+    assert (
+        "7 series of 2 metrics scanned (1 left out, over the cap)" in describe(capped, "service")[1]
+    )
+
+
+def test_the_metrics_within_the_cap_are_those_with_fewest_series():
+    series = [{"__name__": "bucket"}] * 50 + [{"__name__": "cpu"}] * 5
+    series += [{"__name__": "mem"}] * 5 + [{"__name__": "up"}] + [{"job": "no name"}]
+
+    assert within_cap(series, 11) == (["cpu", "mem", "up"], ["bucket"])
+    assert within_cap(series, 10) == (["cpu", "up"], ["bucket", "mem"])
+    assert within_cap(series, 100) == (["bucket", "cpu", "mem", "up"], [])
 
 
 @pytest.mark.slow
