@@ -107,7 +107,8 @@ class SuspectOut(BaseModel):
     score: float
     evidence: list[dict] = Field(
         default=[],
-        description="what changed in the service, by `kind`: `metric` (a series), `logs` "
+        description="what changed in the service, by `kind`: `metric` (a series; "
+        "`saturated` is the level a `_ratio` series held at its ceiling, else null), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

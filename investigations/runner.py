@@ -287,10 +287,11 @@ async def _nothing():
 
 
 def _describe_metric_scan(scan, service_label):
-    top = [
-        {**s.as_evidence(service_label), "service": s.labels.get(service_label)}
-        for s in scan.scores[:20]
-    ]
+    def entry(series):
+        return {**series.as_evidence(service_label), "service": series.labels.get(service_label)}
+
+    top = [entry(s) for s in scan.scores[:20]]
+    saturated = [entry(s) for s in scan.scores if s.saturated is not None][:20]
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
         f"{' (capped)' if scan.truncated and not scan.left_out else ''}"
@@ -303,6 +304,10 @@ def _describe_metric_scan(scan, service_label):
             else "no series"
         )
     )
+    if saturated:
+        text += "; saturated: " + "; ".join(
+            f"{t['metric']} of {t['service']} ({t['saturated']:.0%})" for t in saturated[:5]
+        )
     if scan.errors:
         text += f"; {len(scan.errors)} metric(s) could not be read"
     output = {
@@ -312,6 +317,7 @@ def _describe_metric_scan(scan, service_label):
         "left_out": scan.left_out[:20],
         "step_seconds": scan.step_seconds,
         "top": top,
+        "saturated": saturated,
         "errors": scan.errors[:20],
     }
     return output, text

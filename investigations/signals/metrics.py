@@ -15,6 +15,13 @@ the baseline kept returning to (reached in ROUTINE_RETURNS separate stretches or
 however far that level lies from the median: a latency that sits at 5 ms and jumps to 60
 ms every few minutes has two levels, not noise around one, and 60 ms is one of them.
 The onset is the first incident point beyond CHANGE_SIGMAS.
+
+A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
+in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
+filled) that held SATURATION_LEVEL or more for HOLD_SECONDS in the incident, when its
+baseline median was below it, is marked `saturated` with the level it held, however small
+its deviation (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
+than an idle service's sparse latency). The suffix is the naming convention, not a metric.
 """
 
 import asyncio
@@ -52,6 +59,11 @@ BRIEF_WEIGHT = 0.1
 # 2 or 3 best on the third, and a single one costs a pack cases; docs/BENCHMARKS.md.)
 ROUTINE_RETURNS = 3
 ROUTINE_WEIGHT = 0.1
+# Saturation: a `_ratio` series held at this share of its full scale or more (the usual
+# warning line for utilisation; measured on the case packs: 0.75 to 0.8 score alike, 0.85
+# and above miss a CPU throttled at its limit that averages 0.82; docs/BENCHMARKS.md).
+RATIO_SUFFIX = "_ratio"
+SATURATION_LEVEL = 0.8
 
 
 @dataclass
@@ -67,6 +79,8 @@ class SeriesScore:
     # How many separate times the baseline reached the incident's level, when that made it
     # one of the series' usual levels (ROUTINE_RETURNS or more); else 0.
     returns: int = 0
+    # The level a ratio held at its ceiling (see the module's docstring), else None.
+    saturated: float | None = None
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -81,6 +95,7 @@ class SeriesScore:
             "incident": self.incident_peak,
             "counter": self.counter,
             "returns": self.returns,
+            "saturated": self.saturated,
         }
 
 
@@ -159,7 +174,18 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     scored.baseline_median = median
     scored.incident_peak = max(z, key=lambda item: abs(item[0]))[2]
+    scored.saturated = saturation(metric, median, inside)
     return scored
+
+
+def saturation(metric, median, inside):
+    """The level a `_ratio` series held for HOLD_SECONDS at SATURATION_LEVEL or more in
+    the incident (`inside`: (unix seconds, value)) when its baseline `median` was below
+    it; None otherwise."""
+    if not metric.endswith(RATIO_SUFFIX) or median >= SATURATION_LEVEL:
+        return None
+    held = shared_over([(v, t, v) for t, v in inside], HOLD_SECONDS)
+    return held if held >= SATURATION_LEVEL else None
 
 
 def resolution(values):

@@ -80,6 +80,13 @@ def _describe(suspect):
                 if item.get("returns")
                 else ""
             )
+            if item.get("saturated") is not None:
+                parts.append(
+                    f"{item['metric']}{{{labels}}} held at {item['saturated']:.0%} or more "
+                    f"of its full scale, saturated (baseline median "
+                    f"{item['baseline']:.1%}){when}"
+                )
+                continue
             parts.append(
                 f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
@@ -144,6 +151,7 @@ def evidence_gist(item):
     if kind == "metric":
         text = f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""
+        text += ", saturated" if item.get("saturated") is not None else ""
     elif kind == "paths":
         text = f"{item['incident_diverged']} requests stopped here"
     elif kind == "logs":

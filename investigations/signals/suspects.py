@@ -12,13 +12,18 @@ Each modality ranks services on its own, then the two are combined:
   logs.score_logs); a service that always logs errors scores nothing for them.
 - request paths: how far the requests that stopped going as usual at the service surged
   above their baseline rate (see paths.score_paths).
+- saturation: a ratio of the service held at its ceiling (a CPU or memory limit used up;
+  see metrics.py), 1 shared among the services saturated on the same metric.
 
 Each is scaled to 0..1 by the best service of its kind and they are added, so that a
 service abnormal in several leads. Request paths count twice and, where there is log
 evidence, metrics count half (measured on the case pack with logs: every service's metrics
 move with load, error lines come from where the code fails, and a faulty service that logs
-no error still stops the requests through it; docs/BENCHMARKS.md). Ties go to the earliest
-change: a fault shows first where it is.
+no error still stops the requests through it; docs/BENCHMARKS.md). Saturation counts as
+much as the best service of a kind: a limit used up throttles whatever runs there, and its
+size in robust deviations says little (a CPU from 1% of its limit to 100% moves less than
+an idle caller's sparse latency). Ties go to the earliest change: a fault shows first where
+it is.
 
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
@@ -38,6 +43,7 @@ from investigations.signals.metrics import CHANGE_SIGMAS
 MAX_EVIDENCE = 5
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
+SATURATION_WEIGHT = 1.0
 LATE_AFTER = 60
 LATE_WEIGHT = 0.1
 
@@ -49,6 +55,7 @@ class Suspect:
     metric_score: float = 0.0
     log_score: float = 0.0
     path_score: float = 0.0
+    saturation_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
 
@@ -59,6 +66,7 @@ class Suspect:
             "metric_score": round(self.metric_score, 3),
             "log_score": round(self.log_score, 3),
             "path_score": round(self.path_score, 3),
+            "saturation_score": round(self.saturation_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
         }
@@ -84,6 +92,13 @@ def rank_suspects(
         if key not in best or series.score > best[key].score:
             best[key] = series
     abnormal = Counter(metric for (_, metric), s in best.items() if s.score >= CHANGE_SIGMAS)
+    saturated, held = {}, {}  # (service, metric) -> the series held highest at its ceiling
+    for series in metric_scores:
+        service = series.labels.get(service_label)
+        key = (service, series.metric)
+        if service and series.saturated is not None and series.saturated > held.get(key, 0):
+            saturated[key], held[key] = series, series.saturated
+    sharing = Counter(metric for _, metric in saturated)
     suspects = {name: Suspect(name) for name in services_in_scope}
     weighted = {}
     for (service, metric), series in best.items():
@@ -95,7 +110,14 @@ def rank_suspects(
             suspect.onset = (
                 series.onset if suspect.onset is None else min(suspect.onset, series.onset)
             )
+    for (service, metric), series in saturated.items():
+        suspect = suspects.setdefault(service, Suspect(service))
+        suspect.saturation_score = max(suspect.saturation_score, 1 / sharing[metric])
+        if len(suspect.evidence) < MAX_EVIDENCE:
+            suspect.evidence.append(series.as_evidence(service_label))
     for (service, metric), value in sorted(weighted.items(), key=lambda kv: -kv[1]):
+        if (service, metric) in saturated:
+            continue
         if value >= CHANGE_SIGMAS / 2 and len(suspects[service].evidence) < MAX_EVIDENCE:
             suspects[service].evidence.append(best[service, metric].as_evidence(service_label))
 
@@ -126,6 +148,7 @@ def rank_suspects(
             metric_weight * suspect.metric_score / top_metric
             + (suspect.log_score / top_log if top_log else 0.0)
             + (PATH_WEIGHT * suspect.path_score / top_path if top_path else 0.0)
+            + SATURATION_WEIGHT * suspect.saturation_score
         )
     return sorted(
         suspects.values(),

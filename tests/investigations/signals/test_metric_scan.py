@@ -18,6 +18,7 @@ from investigations.signals import metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
     BRIEF_WEIGHT,
     ROUTINE_WEIGHT,
+    SATURATION_LEVEL,
     as_rates,
     is_cumulative,
     resolution,
@@ -276,3 +277,39 @@ def test_a_step_of_the_series_own_resolution_is_not_a_change():
     assert score_series(idle + busy, (0, 3600), (3600, 3900)).score >= 20
     assert resolution([0.0, 0.5, 1.0, 1.0]) == 0.5
     assert resolution([5.0, 50.0, 5.0]) == 0  # two levels, not a grid
+
+
+def test_a_ratio_held_at_its_ceiling_is_saturation():
+    # One sample a minute. A container's CPU, as a share of its limit, idles at 0.3-0.9%
+    # (its noise makes the jump to its limit "only" a few hundred deviations) and then
+    # holds 82-90% for three minutes: throttled. The same values under a name that is not
+    # a ratio, a brief touch, a lower level, or a baseline that already sat that high, are
+    # not saturation.
+    baseline = [(t, 0.003 + 0.003 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
+    throttled = [(t, 0.0) for t in range(3600, 3720, 60)]
+    throttled += [
+        (t, v) for t, v in zip(range(3720, 3960, 60), (0.9, 0.82, 0.85, 0.76), strict=True)
+    ]
+    windows = (0, 3600), (3600, 4020)
+
+    def saturated(points, metric="container_cpu_usage_ratio", base=baseline):
+        return score_series(base + points, *windows, metric=metric).saturated
+
+    assert saturated(throttled) == 0.82  # held for two minutes (three samples)
+    assert saturated(throttled, metric="cpu_usage_seconds") is None
+    assert saturated([(3720, 0.95), (3780, 0.1)]) is None
+    assert saturated([(t, 0.7) for t in range(3600, 4020, 60)]) is None
+    busy = [(t, 0.85 + 0.01 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
+    assert saturated([(t, 0.95) for t in range(3600, 4020, 60)], base=busy) is None
+    assert SATURATION_LEVEL == 0.8
+    scored = score_series(
+        baseline + throttled,
+        *windows,
+        metric="container_cpu_usage_ratio",
+        labels={"service": "cart"},
+    )
+    output, text = describe(
+        metrics.MetricScan(scores=[scored], series_found=1, metrics=1), "service"
+    )
+    assert output["saturated"][0]["saturated"] == 0.82
+    assert text.endswith("; saturated: container_cpu_usage_ratio of cart (82%)")

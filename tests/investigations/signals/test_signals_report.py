@@ -163,6 +163,40 @@ def test_a_change_several_services_share_is_split_among_them():
     assert {s.metric_score for s in suspects[1:]} == {100.0}  # 400 shared by four
 
 
+def test_a_saturated_service_leads_though_others_moved_more_or_logged_errors():
+    # cart's CPU held at its limit (a few hundred deviations: its idle baseline was noisy);
+    # web's sparse latency moved a thousand, and orders logged a handful of errors above
+    # nothing. The node both search pods run on saturated too: shared, it counts half each.
+    at = INCIDENT.timestamp()
+    metrics = [
+        SeriesScore("cpu_ratio", {"service": "cart"}, 300.0, 1, at, 0.01, 1.0, saturated=0.99),
+        SeriesScore("latency", {"service": "web"}, 1000.0, 1, at, 0.005, 24.0),
+        SeriesScore("node_ratio", {"service": "search"}, 50.0, 1, at, 0.2, 0.9, saturated=0.9),
+        SeriesScore("node_ratio", {"service": "ads"}, 50.0, 1, at, 0.2, 0.9, saturated=0.9),
+    ]
+    logs = score_logs([], [entry(1, "orders", "ERROR order not found")] * 7, ("service",), *WINDOWS)
+
+    suspects = rank_suspects(metrics, logs, "service")
+    by_service = {s.service: s for s in suspects}
+    _, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
+
+    assert suspects[0].service == "cart"
+    assert by_service["cart"].saturation_score == 1.0
+    assert by_service["search"].saturation_score == by_service["ads"].saturation_score == 0.5
+    assert by_service["web"].saturation_score == 0.0
+    assert by_service["cart"].as_dict()["saturation_score"] == 1.0
+    assert (
+        "cpu_ratio{} held at 99% or more of its full scale, saturated (baseline median 1.0%)"
+        in text
+    )
+    assert evidence_gist(by_service["cart"].evidence[0]) == "cpu_ratio up (300.0), saturated"
+    # Without the ceiling, the same deviations rank cart behind the errors and web.
+    plain = [
+        SeriesScore(m.metric, m.labels, m.score, 1, at, m.baseline_median, 1.0) for m in metrics
+    ]
+    assert rank_suspects(plain, logs, "service")[0].service == "orders"
+
+
 def test_the_signals_only_report_names_the_cause_and_what_next():
     metrics = [
         SeriesScore("busy", {"service": "db"}, 40.0, 1, INCIDENT.timestamp(), 50.0, 90.0),
