@@ -176,6 +176,13 @@ def _next_steps(top, alerting_services, unchecked):
             f"Check {top.service}: recent deploys, config changes and resource limits around "
             "the onset above; read its error logs in the incident window."
         )
+        full = [item for item in top.evidence if item.get("saturated") is not None]
+        if full:
+            steps.append(
+                f"{top.service}'s {full[0]['metric']} held at its ceiling: find what uses it "
+                "(a hot loop, a neighbour on the node, more traffic) and whether its limit "
+                "fits; throttling there slows every request through it."
+            )
         if top.service not in alerting_services:
             steps.append(
                 f"Confirm that {', '.join(sorted(alerting_services))} depends on {top.service} "

@@ -190,6 +190,7 @@ def test_a_saturated_service_leads_though_others_moved_more_or_logged_errors():
         in text
     )
     assert evidence_gist(by_service["cart"].evidence[0]) == "cpu_ratio up (300.0), saturated"
+    assert "cart's cpu_ratio held at its ceiling: find what uses it" in text
     # Without the ceiling, the same deviations rank cart behind the errors and web.
     plain = [
         SeriesScore(m.metric, m.labels, m.score, 1, at, m.baseline_median, 1.0) for m in metrics
@@ -219,6 +220,7 @@ def test_the_signals_only_report_names_the_cause_and_what_next():
     assert [s["service"] for s in report["suspects"]] == ["db", "web"]
     assert "Not checked: logs (x)" in report["next_steps"]
     assert "Confirm that web depends on db" in text
+    assert "ceiling" not in text  # nothing saturated
 
 
 def test_the_report_quotes_the_template_and_the_step_but_not_in_its_summary():
