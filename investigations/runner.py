@@ -24,6 +24,7 @@ from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
 from investigations.signals.metrics import MAX_SERIES, STEP_SECONDS
+from investigations.signals.report import percent
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -297,6 +298,10 @@ def _describe_metric_scan(scan, service_label):
         f"{' (capped)' if scan.truncated and not scan.left_out else ''}"
         f"{f' ({len(scan.left_out)} left out, over the cap)' if scan.left_out else ''}"
         f"{f' at a {scan.step_seconds} s step' if scan.step_seconds != STEP_SECONDS else ''}; "
+        + "".join(
+            f"saturated: {t['metric']} of {t['service']} ({percent(t['saturated'])}); "
+            for t in saturated[:5]
+        )
         + (
             "most abnormal: "
             + "; ".join(f"{t['metric']} of {t['service']} ({t['score']:.1f})" for t in top[:5])
@@ -304,10 +309,6 @@ def _describe_metric_scan(scan, service_label):
             else "no series"
         )
     )
-    if saturated:
-        text += "; saturated: " + "; ".join(
-            f"{t['metric']} of {t['service']} ({t['saturated']:.0%})" for t in saturated[:5]
-        )
     if scan.errors:
         text += f"; {len(scan.errors)} metric(s) could not be read"
     output = {

@@ -9,6 +9,7 @@ there: the summary, which briefs the agents, keeps to counts and times, since a 
 can carry anything and the agents read log lines only as tool results.
 """
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -82,7 +83,7 @@ def _describe(suspect):
             )
             if item.get("saturated") is not None:
                 parts.append(
-                    f"{item['metric']}{{{labels}}} held at {item['saturated']:.0%} or more "
+                    f"{item['metric']}{{{labels}}} held at {percent(item['saturated'])} or more "
                     f"of its full scale, saturated (baseline median "
                     f"{item['baseline']:.1%}){when}"
                 )
@@ -212,6 +213,12 @@ def _text(report):
     lines += ["### Next steps", ""]
     lines += [f"- {step}" for step in report["next_steps"]]
     return "\n".join(lines)
+
+
+def percent(share):
+    """A share as a whole percent rounded down, so that a level held "at 99% or more" is
+    not said to be 100%."""
+    return f"{math.floor(share * 100 + 1e-9)}%"
 
 
 def _clock(seconds):

@@ -312,4 +312,4 @@ def test_a_ratio_held_at_its_ceiling_is_saturation():
         metrics.MetricScan(scores=[scored], series_found=1, metrics=1), "service"
     )
     assert output["saturated"][0]["saturated"] == 0.82
-    assert text.endswith("; saturated: container_cpu_usage_ratio of cart (82%)")
+    assert "scanned; saturated: container_cpu_usage_ratio of cart (82%); most abnormal:" in text

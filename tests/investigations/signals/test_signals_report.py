@@ -169,7 +169,7 @@ def test_a_saturated_service_leads_though_others_moved_more_or_logged_errors():
     # nothing. The node both search pods run on saturated too: shared, it counts half each.
     at = INCIDENT.timestamp()
     metrics = [
-        SeriesScore("cpu_ratio", {"service": "cart"}, 300.0, 1, at, 0.01, 1.0, saturated=0.99),
+        SeriesScore("cpu_ratio", {"service": "cart"}, 300.0, 1, at, 0.01, 1.0, saturated=0.999),
         SeriesScore("latency", {"service": "web"}, 1000.0, 1, at, 0.005, 24.0),
         SeriesScore("node_ratio", {"service": "search"}, 50.0, 1, at, 0.2, 0.9, saturated=0.9),
         SeriesScore("node_ratio", {"service": "ads"}, 50.0, 1, at, 0.2, 0.9, saturated=0.9),
