@@ -3,7 +3,7 @@
 Six services in one namespace, one gauge each plus a counter, an hour of baseline and an
 incident that begins at ONSET: `db` steps up (the cause), `api` spikes once (noise),
 `cache` drifts slowly, `web` is noise only, `queue` has a gap over the onset, and `batch`
-exists only after the alert.
+exists only after the alert. `db` also uses its CPU limit up (a `_ratio`, from 2% to 95%).
 """
 
 import asyncio
@@ -67,6 +67,17 @@ def openmetrics():
                     f'busy{{namespace="shop",service="{service}"}} {v:.3f} {t.timestamp():.0f}'
                 )
             t += timedelta(seconds=15)
+    lines += [
+        "# HELP cpu_limit_used_ratio CPU used, of the limit.",
+        "# TYPE cpu_limit_used_ratio gauge",
+    ]
+    t = START
+    while t < NOW + timedelta(minutes=30):
+        used = 0.95 if t >= ONSET else 0.02 + 0.01 * rng.random()
+        lines.append(
+            f'cpu_limit_used_ratio{{namespace="shop",service="db"}} {used:.4f} {t.timestamp():.0f}'
+        )
+        t += timedelta(seconds=15)
     lines += ["# HELP errors Errors.", "# TYPE errors counter"]
     total, t = 0, START
     while t < NOW + timedelta(minutes=30):
@@ -149,24 +160,24 @@ def test_a_baseline_of_days_is_read_at_a_coarser_step_not_refused(prometheus_url
     assert db.score > 10 and db.direction == 1
     assert rank_suspects(long.scores, {}, "service")[0].service == "db"
     # The timeline says so; the usual step goes unsaid.
-    assert "metrics scanned at a 60 s step; most abnormal:" in describe(long, "service")[1]
+    assert "metrics scanned at a 60 s step; saturated:" in describe(long, "service")[1]
     assert " step" not in describe(scan, "service")[1]
 
 
 @pytest.mark.slow
 def test_the_series_cap_holds_though_the_store_ignores_its_limit(prometheus_url, monkeypatch):
-    # Prometheus 2.42 answers the series API's limit=3 with all seven series; the scan
-    # reads the metrics with the fewest series that fit (errors_total, one series) and
-    # names the one left out (busy, six).
+    # Prometheus 2.42 answers the series API's limit=3 with all eight series; the scan
+    # reads the metrics with the fewest series that fit (errors_total and
+    # cpu_limit_used_ratio, one series each) and names the one left out (busy, six).
     monkeypatch.setattr(metrics, "MAX_SERIES", 3)
 
     capped = run_scan(prometheus_url, BASELINE, INCIDENT)
 
-    assert capped.series_found == 7 and capped.truncated
-    assert capped.left_out == ["busy"] and capped.metrics == 2
-    assert {s.metric for s in capped.scores} == {"errors_total"}
+    assert capped.series_found == 8 and capped.truncated
+    assert capped.left_out == ["busy"] and capped.metrics == 3
+    assert {s.metric for s in capped.scores} == {"errors_total", "cpu_limit_used_ratio"}
     assert (
-        "7 series of 2 metrics scanned (1 left out, over the cap)" in describe(capped, "service")[1]
+        "8 series of 3 metrics scanned (1 left out, over the cap)" in describe(capped, "service")[1]
     )
 
 
@@ -183,8 +194,18 @@ def test_the_metrics_within_the_cap_are_those_with_fewest_series():
 def test_the_cause_ranks_first(scan):
     suspects = rank_suspects(scan.scores, {}, "service")
     assert suspects[0].service == "db"
-    assert suspects[0].evidence[0]["metric"] in ("busy", "errors_total")
-    assert scan.series_found == 7 and scan.metrics == 2
+    assert suspects[0].evidence[0]["metric"] == "cpu_limit_used_ratio"  # saturated
+    assert {e["metric"] for e in suspects[0].evidence[1:]} == {"busy", "errors_total"}
+    assert scan.series_found == 8 and scan.metrics == 3
+
+
+@pytest.mark.slow
+def test_a_ratio_at_its_ceiling_is_read_as_saturation(scan):
+    [used] = [s for s in scan.scores if s.metric == "cpu_limit_used_ratio"]
+    assert used.saturated == pytest.approx(0.95)
+    assert used.baseline_median == pytest.approx(0.025, abs=0.005)
+    # Not ratios: a gauge that went from 50 to 90, a rate of a third per second.
+    assert {s.metric for s in scan.scores if s.saturated is not None} == {"cpu_limit_used_ratio"}
 
 
 def test_scores_on_plain_points():
