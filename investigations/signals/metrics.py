@@ -60,8 +60,9 @@ BRIEF_WEIGHT = 0.1
 ROUTINE_RETURNS = 3
 ROUTINE_WEIGHT = 0.1
 # Saturation: a `_ratio` series held at this share of its full scale or more (the usual
-# warning line for utilisation; measured on the case packs: 0.75 to 0.8 score alike, 0.85
-# and above miss a CPU throttled at its limit that averages 0.82; docs/BENCHMARKS.md).
+# warning line for utilisation; measured on the case packs: 0.7 and 0.75 also mark node
+# CPUs that were not the cause, 0.85 and above miss a CPU throttled at its limit that held
+# 0.82; docs/BENCHMARKS.md).
 RATIO_SUFFIX = "_ratio"
 SATURATION_LEVEL = 0.8
 
