@@ -19,8 +19,9 @@ The onset is the first incident point beyond CHANGE_SIGMAS.
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
 filled) that held SATURATION_LEVEL or more for HOLD_SECONDS in the incident, when its
-baseline median was below it, is marked `saturated` with the level it held, however small
-its deviation (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
+baseline median was below it and the move is a change (CHANGE_SIGMAS, as scored above: 0.79
+to 0.81 is not), is marked `saturated` with the level it held, however small its deviation
+beyond that (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
 than an idle service's sparse latency). The suffix is the naming convention, not a metric.
 """
 
@@ -175,7 +176,7 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     scored.baseline_median = median
     scored.incident_peak = max(z, key=lambda item: abs(item[0]))[2]
-    scored.saturated = saturation(metric, median, inside)
+    scored.saturated = saturation(metric, median, inside) if score >= CHANGE_SIGMAS else None
     return scored
 
 

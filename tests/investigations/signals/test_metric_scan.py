@@ -304,8 +304,8 @@ def test_a_ratio_held_at_its_ceiling_is_saturation():
     # One sample a minute. A container's CPU, as a share of its limit, idles at 0.3-0.9%
     # (its noise makes the jump to its limit "only" a few hundred deviations) and then
     # holds 82-90% for three minutes: throttled. The same values under a name that is not
-    # a ratio, a brief touch, a lower level, or a baseline that already sat that high, are
-    # not saturation.
+    # a ratio, a brief touch, a lower level, a baseline that already sat that high, or one
+    # just under the line, are not saturation.
     baseline = [(t, 0.003 + 0.003 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
     throttled = [(t, 0.0) for t in range(3600, 3720, 60)]
     throttled += [
@@ -322,6 +322,9 @@ def test_a_ratio_held_at_its_ceiling_is_saturation():
     assert saturated([(t, 0.7) for t in range(3600, 4020, 60)]) is None
     busy = [(t, 0.85 + 0.01 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
     assert saturated([(t, 0.95) for t in range(3600, 4020, 60)], base=busy) is None
+    # Just under the line, then just over it: not a change, so not saturation.
+    near = [(t, 0.78 + 0.01 * (n % 2)) for n, t in enumerate(range(0, 3600, 60))]
+    assert saturated([(t, 0.81) for t in range(3600, 4020, 60)], base=near) is None
     assert SATURATION_LEVEL == 0.8
     scored = score_series(
         baseline + throttled,
