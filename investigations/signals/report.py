@@ -76,11 +76,6 @@ def _describe(suspect):
         if item["kind"] == "metric":
             labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
             when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
-            usual = (
-                f"; a level it reached {item['returns']} separate times in the baseline"
-                if item.get("returns")
-                else ""
-            )
             if item.get("saturated") is not None:
                 parts.append(
                     f"{item['metric']}{{{labels}}} held at {percent(item['saturated'])} or more "
@@ -88,6 +83,11 @@ def _describe(suspect):
                     f"{item['baseline']:.1%}){when}"
                 )
                 continue
+            usual = (
+                f"; a level it reached {item['returns']} separate times in the baseline"
+                if item.get("returns")
+                else ""
+            )
             parts.append(
                 f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "

@@ -84,6 +84,7 @@ def rank_suspects(
     ServicePaths (paths.py); `alert_start` (unix seconds) is when the first alert fired,
     None for a question asked without one."""
     best = {}  # (service, metric) -> SeriesScore
+    saturated = {}  # (service, metric) -> the series held highest at its ceiling
     for series in metric_scores:
         service = series.labels.get(service_label)
         if not service:
@@ -91,13 +92,11 @@ def rank_suspects(
         key = (service, series.metric)
         if key not in best or series.score > best[key].score:
             best[key] = series
+        if series.saturated is not None and (
+            key not in saturated or series.saturated > saturated[key].saturated
+        ):
+            saturated[key] = series
     abnormal = Counter(metric for (_, metric), s in best.items() if s.score >= CHANGE_SIGMAS)
-    saturated, held = {}, {}  # (service, metric) -> the series held highest at its ceiling
-    for series in metric_scores:
-        service = series.labels.get(service_label)
-        key = (service, series.metric)
-        if service and series.saturated is not None and series.saturated > held.get(key, 0):
-            saturated[key], held[key] = series, series.saturated
     sharing = Counter(metric for _, metric in saturated)
     suspects = {name: Suspect(name) for name in services_in_scope}
     weighted = {}
