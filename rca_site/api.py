@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from accounts.auth import AUTH_REQUIRED, docs_access
 from alerts.api import router as webhook_router
@@ -17,7 +18,25 @@ from rca_site.cursor import CursorError
 
 log = logging.getLogger(__name__)
 
+
+class OneValueParser(Parser):
+    """Django-ninja's parser, but a parameter that takes one value and is given several
+    (`?alertname=a&alertname=b`) is refused with 422 instead of keeping the last one."""
+
+    def parse_querydict(self, data, list_fields, request):
+        where = "query" if data is request.GET else "form"
+        errors = [
+            {"loc": (where, key), "msg": f"given {len(values)} times; give it once"}
+            for key, values in data.lists()
+            if key not in list_fields and len(values) > 1
+        ]
+        if errors:
+            raise ValidationError(errors)
+        return super().parse_querydict(data, list_fields, request)
+
+
 api = NinjaAPI(
+    parser=OneValueParser(),
     title="Rootline",
     version="1",
     description="Root-cause analysis for Alertmanager alerts.",

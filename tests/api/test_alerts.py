@@ -196,6 +196,7 @@ def test_the_status_filter(api_get):
         ({"cursor": "x" * 201}, "query.cursor"),
         ({"limit": "all"}, "query.limit"),
         ({"status": "pending"}, "query.status"),
+        ({"alertname": ["DiskFull", "HighLatency"]}, "query.alertname"),
     ],
 )
 def test_a_bad_filter_is_refused_naming_it(api_get, params, field):
