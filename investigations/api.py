@@ -28,7 +28,13 @@ from alerts.models import Alert
 from alerts.schemas import ErrorOut, storable
 from alerts.views import filter_alerts
 from investigations.models import Investigation, ToolCall
-from investigations.scope import ScopeError, check_matchers, check_window, parse_matchers
+from investigations.scope import (
+    EARLIEST,
+    ScopeError,
+    check_matchers,
+    check_window,
+    parse_matchers,
+)
 from investigations.templatetags.reports import markdown
 from investigations.views import active_investigations, firing_by_severity, numbers
 from rca_site.cursor import newest_first
@@ -63,7 +69,14 @@ def iso_time(value):
     return value
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(iso_time)]
+def since_earliest(value):
+    """Not before 1970 (scope.EARLIEST): a window reckoned back from year 1 overflows."""
+    if value < EARLIEST:
+        raise ValueError(f"must be {EARLIEST:%Y-%m-%dT%H:%M:%SZ} or later")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(iso_time), AfterValidator(since_earliest)]
 # No NUL character: PostgreSQL's text cannot hold one, nor compare with one.
 Text = Annotated[str, AfterValidator(storable)]
 AlertStatus = one_of(Alert.Status)

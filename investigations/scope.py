@@ -7,7 +7,7 @@ keeps the services as a hint, never as a filter.
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
@@ -58,6 +58,9 @@ MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=(?!~)\s*(?:"((?:[^"\\]|\\.
 MAX_MATCHERS = 10
 MAX_QUESTION_WINDOW = timedelta(days=7)
 MIN_QUESTION_WINDOW = timedelta(minutes=1)
+# Unix time 0: no metric or log store holds anything earlier, and a window (or its
+# baseline) reckoned back from year 1 is not a date Python can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScopeError(ValueError):
@@ -120,6 +123,8 @@ def check_window(start, end, now):
     """(start, end) of a question, checked: in order, not in the future, at most a week."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ScopeError("start and end need a time zone (e.g. 2026-11-25T10:00:00Z)")
+    if start < EARLIEST:
+        raise ScopeError(f"start is before {EARLIEST:%Y-%m-%d}: no store holds data that old")
     if end > now + MIN_QUESTION_WINDOW:
         raise ScopeError(f"end ({end:%Y-%m-%d %H:%M} UTC) is in the future")
     if end - start < MIN_QUESTION_WINDOW:

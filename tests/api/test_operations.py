@@ -69,6 +69,9 @@ def test_the_investigation_filters(api_get):
     assert len(found(kind="question")) == 1
     assert found(created_before=minutes(2).isoformat()) == [by_alert.pk]
     assert found(created_after=minutes(2).isoformat(), kind="alert_group") == [judged.pk]
+    early = api_get("/api/v1/investigations", created_after="0001-01-01T00:00:00+03:00")
+    assert early.status_code == 422
+    assert early.json()["fields"][0].startswith("query.created_after: ")
 
 
 def test_an_investigation_of_many_alerts_is_listed_once(api_get):
@@ -225,6 +228,7 @@ def test_an_ad_hoc_investigation_takes_matchers_as_text_and_the_last_hour_by_def
         ({"question": "?"}, "body.body.question", "at least 3"),
         ({"start": "2026-11-25T10:00:00"}, "body.body.start", "timezone"),
         ({"end": "2999-01-01T00:00:00Z"}, "body.start", "in the future"),
+        ({"end": "0001-01-01T00:06:00+03:00"}, "body.body.end", "1970-01-01T00:00:00Z or later"),
         (
             {"start": "2026-11-01T00:00:00Z", "end": "2026-11-25T00:00:00Z"},
             "body.start",

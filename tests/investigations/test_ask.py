@@ -90,6 +90,7 @@ def test_asking_over_an_explicit_range(admin_client):
         ({"since": "range", "start": "2026-11-20T10:00", "end": "2026-11-20T09:00"}, "before end"),
         ({"since": "range", "start": "2026-11-01T10:00", "end": "2026-11-20T09:00"}, "7 days"),
         ({"since": "range", "start": "2099-01-01T10:00", "end": "2099-01-01T11:00"}, "future"),
+        ({"since": "range", "start": "0001-01-01T00:30", "end": "0001-01-01T00:40"}, "1970"),
         ({"since": "forever"}, "Select a valid choice"),
     ],
 )
