@@ -64,6 +64,14 @@ def map_path_parameters(context, path_parameters):
     return path_parameters
 
 
+@api.hook
+def filter_query(context, query):
+    """Leave out a "negative" query holding an empty object: it goes out as `name=`, an
+    empty string that the schema admits, so its 200 is no failure (schemathesis 4.32.5,
+    as its issue #4600 describes for object mutations of query strings)."""
+    return not any(value == {} for value in (query or {}).values())
+
+
 @api.parametrize()
 @settings(
     max_examples=EXAMPLES,
