@@ -5,9 +5,11 @@ per metric name as `avg_over_time(...[step])` (one value per step, whatever the 
 interval), counters are recognised by their shape (never decreasing) and turned into rates,
 and each series is scored against its own baseline with robust statistics.
 
-A series' score is a robust z: how many robust standard deviations (1.4826 x MAD, with a
-floor for flat baselines, and never less than the series' own resolution: the smallest step
-between its distinct baseline values) the incident points lie from the baseline median,
+A series' score is a robust z: how many robust standard deviations (1.4826 x MAD; where
+more than half the baseline is one value, so that its MAD is 0, 1.2533 x its mean absolute
+deviation, Iglewicz and Hoaglin's fallback; with a floor for flat baselines, and never less
+than the series' own resolution: the smallest step between its distinct baseline values)
+the incident points lie from the baseline median,
 taken as the largest that every point of some two-minute stretch of the incident shares (a
 fault holds for minutes; a series that spikes now and then, even two samples in a row, does
 not). A briefer change counts a tenth: weak evidence, not none. So does a change to a level
@@ -40,6 +42,12 @@ STEP_SECONDS = 30
 MAX_SERIES = 5000
 MAX_CONCURRENT_QUERIES = 4
 MAD_TO_SIGMA = 1.4826
+# Where the MAD is 0 (a count that is 0 most minutes and 1 now and then), the mean absolute
+# deviation from the median, scaled to a normal's standard deviation, is the spread
+# (Iglewicz and Hoaglin, "How to Detect and Handle Outliers", 1993). Without it such a
+# series reaching 2 for a minute was a million-sigma change, and in a namespace with a few
+# of them per service they led every case (bench/scale_pack.py; docs/BENCHMARKS.md).
+MEANAD_TO_SIGMA = 1.2533
 # A flat baseline still has a scale: this share of its level, or a small share of the
 # incident's (so that 0 -> 0.001 is not an infinite change).
 MIN_RELATIVE_SCALE = 0.05
@@ -159,7 +167,7 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     mad = statistics.median(abs(v - median) for v in base)
     incident_level = statistics.median(abs(v) for _, v in inside)
     scale = max(
-        MAD_TO_SIGMA * mad,
+        MAD_TO_SIGMA * mad or MEANAD_TO_SIGMA * statistics.fmean(abs(v - median) for v in base),
         MIN_RELATIVE_SCALE * abs(median),
         INCIDENT_RELATIVE_SCALE * incident_level,
         resolution(base),

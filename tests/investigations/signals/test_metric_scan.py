@@ -237,7 +237,9 @@ def test_spikes_apart_are_not_a_change_but_a_lasting_step_is():
     step = [(t, 80.0) for t in range(1200, 1500, 30)]
 
     assert score_series(baseline + spiky, (0, 1200), (1200, 1500)).score == 0
-    assert score_series(baseline + step, (0, 1200), (1200, 1500)).score > 100
+    # Beyond the spikes' own level, by 10 spreads (the mean absolute deviation's: the MAD
+    # of a baseline that is 5 in seven points of eight is 0).
+    assert score_series(baseline + step, (0, 1200), (1200, 1500)).score > 10
 
 
 def test_a_level_the_baseline_keeps_returning_to_counts_a_tenth(monkeypatch):
@@ -298,6 +300,21 @@ def test_a_step_of_the_series_own_resolution_is_not_a_change():
     assert score_series(idle + busy, (0, 3600), (3600, 3900)).score >= 20
     assert resolution([0.0, 0.5, 1.0, 1.0]) == 0.5
     assert resolution([5.0, 50.0, 5.0]) == 0  # two levels, not a grid
+
+
+def test_a_count_that_is_mostly_zero_has_a_spread():
+    # One sample a minute: a gauge counting rare events, 0 in all but four minutes of the
+    # hour, where it was 1 (its MAD is 0, and two values are no resolution). Two minutes
+    # at 2 are a blip; a quarter hour at 6 is a change.
+    rare = [(t, 1.0 if n in (7, 22, 38, 51) else 0.0) for n, t in enumerate(range(0, 3600, 60))]
+    blip = [(t, 2.0 if t in (3660, 3720) else 0.0) for t in range(3600, 3900, 60)]
+    burst = [(t, 6.0) for t in range(3600, 3900, 60)]
+    windows = (0, 3600), (3600, 3900)
+
+    assert score_series(rare + blip, *windows).score < metrics.CHANGE_SIGMAS
+    assert 20 < score_series(rare + burst, *windows).score < 100
+    # The spread is 1.2533 x the mean absolute deviation from the median (0): 4/60.
+    assert score_series(rare + burst, *windows).score == pytest.approx(6 / (1.2533 * 4 / 60))
 
 
 def test_a_ratio_held_at_its_ceiling_is_saturation():
