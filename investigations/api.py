@@ -121,7 +121,9 @@ class SuspectOut(BaseModel):
     evidence: list[dict] = Field(
         default=[],
         description="what changed in the service, by `kind`: `metric` (a series; "
-        "`saturated` is the level a `_ratio` series held at its ceiling, else null), `logs` "
+        "`saturated` is the level a `_ratio` series held at its ceiling, else null; "
+        "`aggregated` is `avg` or `sum` where the series stands for all of the service's, "
+        "averaged or summed as rates, read so because they were over the scan's cap), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

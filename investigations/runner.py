@@ -219,8 +219,8 @@ def signals_step(investigation, scope):
     if metric_scan and metric_scan.left_out:
         unchecked.append(
             f"metrics: {len(metric_scan.left_out)} of {metric_scan.metrics} metrics were not "
-            f"read, their series over the scan's cap of {MAX_SERIES}, e.g. "
-            f"{', '.join(metric_scan.left_out[:3])}"
+            f"read, over the scan's cap of {MAX_SERIES} series even as one series per "
+            f"service, e.g. {', '.join(metric_scan.left_out[:3])}"
         )
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
@@ -271,7 +271,11 @@ async def run_scans(prometheus, loki, selector, service_label, baseline, inciden
             if client:
                 await clients.enter_async_context(client)
         return await asyncio.gather(
-            guarded(signals.scan_metrics(prometheus, selector, baseline, incident, now=now))
+            guarded(
+                signals.scan_metrics(
+                    prometheus, selector, baseline, incident, now=now, service_label=service_label
+                )
+            )
             if prometheus
             else _nothing(),
             guarded(signals.scan_logs(loki, selector, labels, baseline, incident, now=now))
@@ -295,7 +299,8 @@ def _describe_metric_scan(scan, service_label):
     saturated = [entry(s) for s in scan.scores if s.saturated is not None][:20]
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
-        f"{' (capped)' if scan.truncated and not scan.left_out else ''}"
+        f"{' (capped)' if scan.truncated else ''}"
+        f"{f' ({len(scan.aggregated)} read per service, over the cap)' if scan.aggregated else ''}"
         f"{f' ({len(scan.left_out)} left out, over the cap)' if scan.left_out else ''}"
         f"{f' at a {scan.step_seconds} s step' if scan.step_seconds != STEP_SECONDS else ''}; "
         + "".join(
@@ -315,6 +320,7 @@ def _describe_metric_scan(scan, service_label):
         "series": scan.series_found,
         "metrics": scan.metrics,
         "truncated": scan.truncated,
+        "aggregated": scan.aggregated[:20],
         "left_out": scan.left_out[:20],
         "step_seconds": scan.step_seconds,
         "top": top,

@@ -18,6 +18,14 @@ however far that level lies from the median: a latency that sits at 5 ms and jum
 ms every few minutes has two levels, not noise around one, and 60 ms is one of them.
 The onset is the first incident point beyond CHANGE_SIGMAS.
 
+The scan reads at most MAX_SERIES series (its time and memory grow with them). Where the
+scope holds more, every metric is still read, as one series per service where its own do not
+fit: the average of the service's series (a gauge) or the sum of their rates (a counter), so
+that the metrics with many series (per route, per status code, per bucket) are seen at the
+service's level rather than left out. Series by series is kept for the metrics with fewest
+series, as far as the cap allows (see plan_reads); only what does not fit even per service
+is left out, and the timeline says so.
+
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
 filled) that held SATURATION_LEVEL or more for HOLD_SECONDS in the incident, when its
@@ -40,6 +48,10 @@ from investigations.tools.guardrails import MAX_POINTS_PER_SERIES
 
 STEP_SECONDS = 30
 MAX_SERIES = 5000
+# The label sets listed to plan the reads (plan_reads): about 10 MB from the store. A store
+# that honours the series API's limit would otherwise hide every metric past the first
+# MAX_SERIES series; past this, the timeline says the scan was capped.
+MAX_SERIES_LISTED = 50_000
 MAX_CONCURRENT_QUERIES = 4
 MAD_TO_SIGMA = 1.4826
 # Where the MAD is 0 (a count that is 0 most minutes and 1 now and then), the mean absolute
@@ -91,6 +103,10 @@ class SeriesScore:
     returns: int = 0
     # The level a ratio held at its ceiling (see the module's docstring), else None.
     saturated: float | None = None
+    # "avg" or "sum": one series of the service, the average of its series (a gauge) or the
+    # sum of their rates (a counter), read so because the metric's series were over the
+    # cap; "" for a series read as it is.
+    aggregated: str = ""
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -106,6 +122,7 @@ class SeriesScore:
             "counter": self.counter,
             "returns": self.returns,
             "saturated": self.saturated,
+            "aggregated": self.aggregated,
         }
 
 
@@ -117,24 +134,42 @@ class MetricScan:
     truncated: bool = False
     errors: list[str] = field(default_factory=list)
     step_seconds: int = STEP_SECONDS
+    aggregated: list[str] = field(default_factory=list)  # metrics read per service
     left_out: list[str] = field(default_factory=list)  # metrics not read, over the cap
 
 
-def within_cap(series, cap):
-    """(metric names to read, names left out), from the label sets of `series`: the
-    metrics with the fewest series first, as many as keep their series within `cap`, so
-    that a histogram's thousands of buckets go before a hundred gauges do. The store's
-    own `limit` is not enough: Prometheus 2.42 (Debian 12's) ignores it and returns every
-    series, and each metric is then read whole."""
-    counts = Counter(s.get("__name__", "") for s in series)
-    counts.pop("", None)
-    ordered = sorted(counts, key=lambda name: (counts[name], name))
-    total, kept = 0, 0
-    for name in ordered:
-        if total + counts[name] > cap:
+def plan_reads(series, cap, service_label):
+    """(metric names to read series by series, names to read as one series per service,
+    names left out), from the label sets of `series`, keeping the series read within
+    `cap`. First every metric as one series per service, the cheapest first, as many as
+    fit; then, as far as the rest of the cap allows, series by series, the metrics that
+    cost the fewest series more first (a metric with one series per service costs none),
+    so that a histogram's thousands of buckets are read per service before a hundred gauges
+    lose their pods. The store's own `limit` is not enough: Prometheus 2.42 (Debian 12's)
+    ignores it and returns every series, and each metric is then read whole."""
+    counts, services = Counter(), {}
+    for labels in series:
+        name = labels.get("__name__", "")
+        if name:
+            counts[name] += 1
+            services.setdefault(name, set()).add(labels.get(service_label))
+    per_service = {name: len(services[name]) for name in counts}
+    total, whole, left_out = 0, [], []
+    for name in sorted(counts, key=lambda n: (per_service[n], counts[n], n)):
+        if total + per_service[name] <= cap:
+            total += per_service[name]
+            whole.append(name)
+        else:
+            left_out.append(name)
+    one_by_one = set()
+    for name in sorted(whole, key=lambda n: (counts[n] - per_service[n], n)):
+        more = counts[name] - per_service[name]
+        if total + more > cap:
             break
-        total, kept = total + counts[name], kept + 1
-    return sorted(ordered[:kept]), sorted(ordered[kept:])
+        total += more
+        one_by_one.add(name)
+    aggregated = [name for name in whole if name not in one_by_one]
+    return sorted(one_by_one), sorted(aggregated), sorted(left_out)
 
 
 def scan_step(start, end):
@@ -276,16 +311,16 @@ def as_rates(points):
     return rates
 
 
-async def scan_metrics(prometheus, selector, baseline, incident, *, now):
+async def scan_metrics(prometheus, selector, baseline, incident, *, now, service_label):
     """Score every series under `selector` (e.g. {namespace="shop"}); windows are
-    datetimes."""
+    datetimes; `service_label` names a series' service (for metrics read per service)."""
     scan = MetricScan()
     scope_matchers = selector.strip()[1:-1].strip()
-    series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES)
+    series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES_LISTED)
     scan.series_found = len(series)
-    scan.truncated = len(series) >= MAX_SERIES
-    names, scan.left_out = within_cap(series, MAX_SERIES)
-    scan.metrics = len(names) + len(scan.left_out)
+    scan.truncated = len(series) >= MAX_SERIES_LISTED
+    names, scan.aggregated, scan.left_out = plan_reads(series, MAX_SERIES, service_label)
+    scan.metrics = len(names) + len(scan.aggregated) + len(scan.left_out)
     try:
         metadata = await prometheus.metadata()
     except TelemetryError:  # not every store keeps metadata (Thanos, remote write)
@@ -297,26 +332,37 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now):
     limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
     step = scan.step_seconds = scan_step(baseline[0], now)
 
-    async def fetch(name):
+    async def fetch(name, per_service):
         matcher = ", ".join(m for m in (f"__name__={quote(name)}", scope_matchers) if m)
         # A window 1 ms short of the step, so that no sample counts in two steps (range
         # selectors include both ends before Prometheus 3).
         query = f"avg_over_time({{{matcher}}}[{step * 1000 - 1}ms])"
+        if per_service and is_cumulative(name, metadata):
+            # Summed as rates, each over four steps (enough samples at any usual scrape
+            # interval): a sum of counters jumps when a pod comes or goes.
+            query = f"sum by ({service_label}) (rate({{{matcher}}}[{4 * step}s]))"
+        elif per_service:
+            query = f"avg by ({service_label}) ({query})"
         async with limit:
             try:
-                return name, await prometheus.query_range(query, baseline[0], now, step)
+                result = await prometheus.query_range(query, baseline[0], now, step)
+                return name, per_service, result
             except TelemetryError as exc:  # one metric failing must not sink the scan
                 scan.errors.append(f"{name}: {exc}")
-                return name, None
+                return name, per_service, None
 
-    for name, result in await asyncio.gather(*(fetch(n) for n in names)):
+    reads = [fetch(n, False) for n in names] + [fetch(n, True) for n in scan.aggregated]
+    for name, per_service, result in await asyncio.gather(*reads):
         if result is None:
             continue
         cumulative = is_cumulative(name, metadata)
         for s in result.matrix:
-            points = as_rates(s.points) if cumulative else s.points
-            scan.scores.append(
-                score_series(points, *windows, metric=name, labels=s.labels, counter=cumulative)
+            points = as_rates(s.points) if cumulative and not per_service else s.points
+            scored = score_series(
+                points, *windows, metric=name, labels=s.labels, counter=cumulative
             )
+            if per_service:
+                scored.aggregated = "sum" if cumulative else "avg"
+            scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

@@ -74,11 +74,11 @@ def _describe(suspect):
     parts = []
     for item in suspect.evidence[:3]:
         if item["kind"] == "metric":
-            labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
+            series = _series_name(item)
             when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
             if item.get("saturated") is not None:
                 parts.append(
-                    f"{item['metric']}{{{labels}}} held at {percent(item['saturated'])} or more "
+                    f"{series} held at {percent(item['saturated'])} or more "
                     f"of its full scale, saturated (baseline median "
                     f"{item['baseline']:.1%}){when}"
                 )
@@ -89,7 +89,7 @@ def _describe(suspect):
                 else ""
             )
             parts.append(
-                f"{item['metric']}{{{labels}}} went {item['direction'] or 'off'} "
+                f"{series} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
                 f"{item['score']:.0f} robust deviations{usual}){when}"
             )
@@ -145,6 +145,17 @@ def _quote(example):
     return f" The step most often no longer reached: {code} ({example['count']} requests)."
 
 
+def _series_name(item):
+    """A metric evidence item's series: its name and labels, or what a series read per
+    service stands for (metrics.SeriesScore.aggregated)."""
+    if item.get("aggregated") == "sum":
+        return f"{item['metric']} (the sum of the service's series, as rates)"
+    if item.get("aggregated"):
+        return f"{item['metric']} (the average of the service's series)"
+    labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
+    return f"{item['metric']}{{{labels}}}"
+
+
 def evidence_gist(item):
     """One evidence item (Suspect.evidence) in a few words, for the suspect lists of the
     admin and the investigation page; "" for a kind it does not know."""
@@ -153,6 +164,7 @@ def evidence_gist(item):
         text = f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""
         text += ", saturated" if item.get("saturated") is not None else ""
+        text += ", all its series" if item.get("aggregated") else ""
     elif kind == "paths":
         text = f"{item['incident_diverged']} requests stopped here"
     elif kind == "logs":

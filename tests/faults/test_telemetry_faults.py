@@ -215,10 +215,10 @@ def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
     investigation.refresh_from_db()
     assert investigation.status == "completed", investigation.error
     scan = investigation.steps.get(tool="scan_metrics")
-    assert scan.output["metrics"] == 3 and scan.output["top"] == []
-    assert "3 metric(s) could not be read" in scan.output_text
+    assert scan.output["metrics"] == 4 and scan.output["top"] == []
+    assert "4 metric(s) could not be read" in scan.output_text
     assert investigation.report["root_cause"]["service"] == "db"  # from the logs
     [missing] = investigation.report["unchecked"]
-    assert missing.startswith("metrics: 3 of 3 metrics could not be read")
+    assert missing.startswith("metrics: 4 of 4 metrics could not be read")
     assert "HTTP 500: injected fault" in missing
     assert f"Not checked: {missing}" in investigation.report_text

@@ -3,7 +3,9 @@
 Six services in one namespace, one gauge each plus a counter, an hour of baseline and an
 incident that begins at ONSET: `db` steps up (the cause), `api` spikes once (noise),
 `cache` drifts slowly, `web` is noise only, `queue` has a gap over the onset, and `batch`
-exists only after the alert. `db` also uses its CPU limit up (a `_ratio`, from 2% to 95%).
+exists only after the alert. `db` also uses its CPU limit up (a `_ratio`, from 2% to 95%),
+and counts its errors (a counter). `db` and `web` count their requests per route (three and
+two series): `db`'s first route serves ten times more from the onset.
 """
 
 import asyncio
@@ -14,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from investigations.runner import _describe_metric_scan as describe
-from investigations.signals import metrics, rank_suspects, scan_metrics
+from investigations.signals import build_report, metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
     BRIEF_WEIGHT,
     ROUTINE_WEIGHT,
@@ -23,8 +25,8 @@ from investigations.signals.metrics import (
     is_cumulative,
     resolution,
     score_series,
-    within_cap,
 )
+from investigations.signals.report import evidence_gist
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
 
@@ -84,6 +86,14 @@ def openmetrics():
         total += 5 if t >= ONSET else 0.1
         lines.append(f'errors_total{{namespace="shop",service="db"}} {total} {t.timestamp():.0f}')
         t += timedelta(seconds=15)
+    lines += ["# HELP requests Requests served.", "# TYPE requests counter"]
+    for service, route in (("db", "a"), ("db", "b"), ("db", "c"), ("web", "a"), ("web", "b")):
+        total, t = 0, START
+        labels = f'namespace="shop",service="{service}",route="{route}"'
+        while t < NOW + timedelta(minutes=30):
+            total += 50 if (service, route) == ("db", "a") and t >= ONSET else 5
+            lines.append(f"requests_total{{{labels}}} {total} {t.timestamp():.0f}")
+            t += timedelta(seconds=15)
     return "\n".join([*lines, "# EOF", ""])
 
 
@@ -98,7 +108,12 @@ def run_scan(url, baseline, incident):
         config = BackendConfig(url=url, name="Prometheus")
         async with PrometheusClient(config) as prometheus:
             return await scan_metrics(
-                prometheus, '{namespace="shop"}', baseline, incident, now=incident[1]
+                prometheus,
+                '{namespace="shop"}',
+                baseline,
+                incident,
+                now=incident[1],
+                service_label="service",
             )
 
     return asyncio.run(main())
@@ -166,28 +181,74 @@ def test_a_baseline_of_days_is_read_at_a_coarser_step_not_refused(prometheus_url
 
 @pytest.mark.slow
 def test_the_series_cap_holds_though_the_store_ignores_its_limit(prometheus_url, monkeypatch):
-    # Prometheus 2.42 answers the series API's limit=3 with all eight series; the scan
-    # reads the metrics with the fewest series that fit (errors_total and
-    # cpu_limit_used_ratio, one series each) and names the one left out (busy, six).
+    # The scan reads the metrics that fit even as one series per service (errors_total
+    # and cpu_limit_used_ratio, one series each) and names those left out (busy: six
+    # services; requests_total: two). Prometheus 2.42 answers the series API's limit=5
+    # with all 13 series: a listing that reached its limit says the scan was capped.
     monkeypatch.setattr(metrics, "MAX_SERIES", 3)
+    monkeypatch.setattr(metrics, "MAX_SERIES_LISTED", 5)
 
     capped = run_scan(prometheus_url, BASELINE, INCIDENT)
 
-    assert capped.series_found == 8 and capped.truncated
-    assert capped.left_out == ["busy"] and capped.metrics == 3
+    assert capped.series_found == 13 and capped.truncated
+    assert capped.left_out == ["busy", "requests_total"] and capped.metrics == 4
     assert {s.metric for s in capped.scores} == {"errors_total", "cpu_limit_used_ratio"}
     assert (
-        "8 series of 3 metrics scanned (1 left out, over the cap)" in describe(capped, "service")[1]
+        "13 series of 4 metrics scanned (capped) (2 left out, over the cap)"
+        in describe(capped, "service")[1]
     )
 
 
-def test_the_metrics_within_the_cap_are_those_with_fewest_series():
-    series = [{"__name__": "bucket"}] * 50 + [{"__name__": "cpu"}] * 5
-    series += [{"__name__": "mem"}] * 5 + [{"__name__": "up"}] + [{"job": "no name"}]
+@pytest.mark.slow
+def test_over_the_cap_a_metric_is_read_as_one_series_per_service(prometheus_url, monkeypatch):
+    # Ten series fit: every metric as one series per service (busy 6, requests_total 2,
+    # the others 1) takes all ten, so requests_total's five series are read as the sum of
+    # each service's rates, and db's still shows its first route's surge.
+    monkeypatch.setattr(metrics, "MAX_SERIES", 10)
 
-    assert within_cap(series, 11) == (["cpu", "mem", "up"], ["bucket"])
-    assert within_cap(series, 10) == (["cpu", "up"], ["bucket", "mem"])
-    assert within_cap(series, 100) == (["bucket", "cpu", "mem", "up"], [])
+    capped = run_scan(prometheus_url, BASELINE, INCIDENT)
+
+    assert capped.aggregated == ["requests_total"] and capped.left_out == []
+    assert not capped.truncated  # all 13 were listed
+    requests = {s.labels["service"]: s for s in capped.scores if s.metric == "requests_total"}
+    assert set(requests) == {"db", "web"}
+    assert all(set(s.labels) == {"service"} for s in requests.values())
+    db, web = requests["db"], requests["web"]
+    assert db.aggregated == web.aggregated == "sum" and db.counter
+    # 5 per 15 s on each of three routes, then 50 on one: 1 -> 4 per second.
+    assert db.baseline_median == pytest.approx(1.0) and db.incident_peak == pytest.approx(4.0)
+    assert db.score > 10 and db.direction == 1 and web.score < 1
+    assert {s.aggregated for s in capped.scores if s.metric != "requests_total"} == {""}
+    suspects = rank_suspects(capped.scores, {}, "service")
+    assert suspects[0].service == "db"
+    assert "(1 read per service, over the cap)" in describe(capped, "service")[1]
+    report, text = build_report(suspects, alerting_services=["db"], unchecked=[])
+    assert "requests_total (the sum of the service's series, as rates) went up" in text
+    evidence = {e["metric"]: e for e in report["evidence"]}["requests_total"]
+    assert evidence["aggregated"] == "sum"
+    assert evidence_gist(evidence).endswith(", all its series")
+
+
+def test_what_is_read_and_how_within_the_cap():
+    series = [{"__name__": "bucket", "svc": f"s{n % 2}", "le": str(n)} for n in range(50)]
+    series += [{"__name__": "cpu", "svc": f"s{n}"} for n in range(5)]
+    series += [{"__name__": "mem", "svc": "s0", "pod": str(n)} for n in range(5)]
+    series += [{"__name__": "up", "svc": "s0"}, {"job": "no name"}]
+
+    def plan(cap):
+        return metrics.plan_reads(series, cap, "svc")
+
+    # Per service: bucket 2, cpu 5, mem 1, up 1 (9 in all); one by one: 50, 5, 5, 1.
+    assert plan(100) == (["bucket", "cpu", "mem", "up"], [], [])
+    assert plan(61) == (["bucket", "cpu", "mem", "up"], [], [])
+    # The metrics that cost fewest series more go one by one first: cpu and up cost none.
+    assert plan(60) == (["cpu", "mem", "up"], ["bucket"], [])
+    assert plan(13) == (["cpu", "mem", "up"], ["bucket"], [])
+    assert plan(12) == (["cpu", "up"], ["bucket", "mem"], [])
+    # Under the cost of every metric per service, the cheapest fit and the rest are left
+    # out: bucket costs 2 per service, cpu 5.
+    assert plan(8) == (["mem", "up"], ["bucket"], ["cpu"])
+    assert plan(1) == (["up"], [], ["bucket", "cpu", "mem"])
 
 
 @pytest.mark.slow
@@ -195,8 +256,12 @@ def test_the_cause_ranks_first(scan):
     suspects = rank_suspects(scan.scores, {}, "service")
     assert suspects[0].service == "db"
     assert suspects[0].evidence[0]["metric"] == "cpu_limit_used_ratio"  # saturated
-    assert {e["metric"] for e in suspects[0].evidence[1:]} == {"busy", "errors_total"}
-    assert scan.series_found == 8 and scan.metrics == 3
+    assert {e["metric"] for e in suspects[0].evidence[1:]} == {
+        "busy",
+        "errors_total",
+        "requests_total",
+    }
+    assert scan.series_found == 13 and scan.metrics == 4
 
 
 @pytest.mark.slow
