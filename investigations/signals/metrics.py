@@ -61,7 +61,8 @@ MAD_TO_SIGMA = 1.4826
 # of them per service they led every case (bench/scale_pack.py; docs/BENCHMARKS.md).
 MEANAD_TO_SIGMA = 1.2533
 # A flat baseline still has a scale: this share of its level, or a small share of the
-# incident's (so that 0 -> 0.001 is not an infinite change).
+# largest value the incident shows (so that 0 -> 0.001 is not an infinite change, however
+# briefly: a deviation tops out near 1/INCIDENT_RELATIVE_SCALE).
 MIN_RELATIVE_SCALE = 0.05
 INCIDENT_RELATIVE_SCALE = 0.001
 MAX_SCORE = 1e6
@@ -200,11 +201,10 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
         return scored
     median = statistics.median(base)
     mad = statistics.median(abs(v - median) for v in base)
-    incident_level = statistics.median(abs(v) for _, v in inside)
     scale = max(
         MAD_TO_SIGMA * mad or MEANAD_TO_SIGMA * statistics.fmean(abs(v - median) for v in base),
         MIN_RELATIVE_SCALE * abs(median),
-        INCIDENT_RELATIVE_SCALE * incident_level,
+        INCIDENT_RELATIVE_SCALE * max(abs(v) for _, v in inside),
         resolution(base),
         1e-9,
     )

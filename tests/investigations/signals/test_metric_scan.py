@@ -382,6 +382,20 @@ def test_a_count_that_is_mostly_zero_has_a_spread():
     assert score_series(rare + burst, *windows).score == pytest.approx(6 / (1.2533 * 4 / 60))
 
 
+def test_a_series_flat_at_zero_tops_out_near_a_thousand():
+    # Nothing for an hour (errors of a quiet service), then one error a minute: two
+    # samples of it, or five minutes. Its only scale is a share of the incident's largest
+    # value, whichever way it came.
+    zero = [(t, 0.0) for t in range(0, 3600, 60)]
+    blip = [(t, 1 / 60 if t in (3660, 3720) else 0.0) for t in range(3600, 3900, 60)]
+    held = [(t, 1 / 60) for t in range(3600, 3900, 60)]
+    windows = (0, 3600), (3600, 3900)
+
+    lasting = score_series(zero + held, *windows).score
+    assert lasting == pytest.approx(1 / metrics.INCIDENT_RELATIVE_SCALE)
+    assert score_series(zero + blip, *windows).score == pytest.approx(BRIEF_WEIGHT * lasting)
+
+
 def test_a_ratio_held_at_its_ceiling_is_saturation():
     # One sample a minute. A container's CPU, as a share of its limit, idles at 0.3-0.9%
     # (its noise makes the jump to its limit "only" a few hundred deviations) and then
