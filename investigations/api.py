@@ -122,8 +122,9 @@ class SuspectOut(BaseModel):
         default=[],
         description="what changed in the service, by `kind`: `metric` (a series; "
         "`saturated` is the level a `_ratio` series held at its ceiling, else null; "
-        "`aggregated` is `avg` or `sum` where the series stands for all of the service's, "
-        "averaged or summed as rates, read so because they were over the scan's cap), `logs` "
+        "`aggregated` is `avg`, `max` or `sum` where the series stands for all of the "
+        "service's, averaged, their highest (a `_ratio`) or summed as rates, read so because "
+        "they were over the scan's cap), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

@@ -20,7 +20,8 @@ The onset is the first incident point beyond CHANGE_SIGMAS.
 
 The scan reads at most MAX_SERIES series (its time and memory grow with them). Where the
 scope holds more, every metric is still read, as one series per service where its own do not
-fit: the average of the service's series (a gauge) or the sum of their rates (a counter), so
+fit: the average of the service's series (a gauge; the highest, for a `_ratio`, so that one
+container at its limit is not averaged away) or the sum of their rates (a counter), so
 that the metrics with many series (per route, per status code, per bucket) are seen at the
 service's level rather than left out. Series by series is kept for the metrics with fewest
 series, as far as the cap allows (see plan_reads); only what does not fit even per service
@@ -104,9 +105,9 @@ class SeriesScore:
     returns: int = 0
     # The level a ratio held at its ceiling (see the module's docstring), else None.
     saturated: float | None = None
-    # "avg" or "sum": one series of the service, the average of its series (a gauge) or the
-    # sum of their rates (a counter), read so because the metric's series were over the
-    # cap; "" for a series read as it is.
+    # "avg", "max" or "sum": one series of the service, the average of its series (a
+    # gauge), their highest (a `_ratio`) or the sum of their rates (a counter), read so
+    # because the metric's series were over the cap; "" for a series read as it is.
     aggregated: str = ""
 
     def as_evidence(self, service_label):
@@ -171,6 +172,13 @@ def plan_reads(series, cap, service_label):
         one_by_one.add(name)
     aggregated = [name for name in whole if name not in one_by_one]
     return sorted(one_by_one), sorted(aggregated), sorted(left_out)
+
+
+def per_service_gauge(name):
+    """How a gauge read as one series per service combines the service's series: their
+    highest for a `_ratio` (a share of a limit: one container at its ceiling is the
+    service's saturation), else their average."""
+    return "max" if name.endswith(RATIO_SUFFIX) else "avg"
 
 
 def scan_step(start, end):
@@ -342,7 +350,7 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
             # interval): a sum of counters jumps when a pod comes or goes.
             query = f"sum by ({service_label}) (rate({{{matcher}}}[{4 * step}s]))"
         elif per_service:
-            query = f"avg by ({service_label}) ({query})"
+            query = f"{per_service_gauge(name)} by ({service_label}) ({query})"
         async with limit:
             try:
                 result = await prometheus.query_range(query, baseline[0], now, step)
@@ -362,7 +370,7 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
                 points, *windows, metric=name, labels=s.labels, counter=cumulative
             )
             if per_service:
-                scored.aggregated = "sum" if cumulative else "avg"
+                scored.aggregated = "sum" if cumulative else per_service_gauge(name)
             scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

@@ -150,6 +150,8 @@ def _series_name(item):
     service stands for (metrics.SeriesScore.aggregated)."""
     if item.get("aggregated") == "sum":
         return f"{item['metric']} (the sum of the service's series, as rates)"
+    if item.get("aggregated") == "max":
+        return f"{item['metric']} (the highest of the service's series)"
     if item.get("aggregated"):
         return f"{item['metric']} (the average of the service's series)"
     labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))

@@ -9,6 +9,7 @@ two series): `db`'s first route serves ten times more from the onset.
 """
 
 import asyncio
+import itertools
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -227,6 +228,34 @@ def test_over_the_cap_a_metric_is_read_as_one_series_per_service(prometheus_url,
     evidence = {e["metric"]: e for e in report["evidence"]}["requests_total"]
     assert evidence["aggregated"] == "sum"
     assert evidence_gist(evidence).endswith(", all its series")
+
+
+@pytest.mark.slow
+def test_a_ratio_read_per_service_is_its_highest_series(tmp_path, monkeypatch):
+    # Two services, each a container and its sidecar, each using a share of its CPU limit.
+    # From the onset db's container holds 95% while its sidecar idles at 5%: read as one
+    # series per service (the cap is two series), db is saturated, not at 50%.
+    lines = ["# HELP limit_used_ratio Share of the limit used.", "# TYPE limit_used_ratio gauge"]
+    for service, container in itertools.product(("db", "web"), ("main", "sidecar")):
+        labels = f'namespace="shop",service="{service}",container="{container}"'
+        t = START
+        while t < NOW + timedelta(minutes=5):
+            used = 0.95 if (service, container) == ("db", "main") and t >= ONSET else 0.05
+            lines.append(f"limit_used_ratio{{{labels}}} {used} {t.timestamp():.0f}")
+            t += timedelta(seconds=15)
+    monkeypatch.setattr(metrics, "MAX_SERIES", 2)
+
+    with running_prometheus("\n".join([*lines, "# EOF", ""]), tmp_path) as url:
+        scan = run_scan(url, BASELINE, INCIDENT)
+
+    assert scan.aggregated == ["limit_used_ratio"]
+    used = by_service(scan, "limit_used_ratio")
+    assert used["db"].aggregated == used["web"].aggregated == "max"
+    assert used["db"].saturated == pytest.approx(0.95) and used["web"].saturated is None
+    _, text = build_report(
+        rank_suspects(scan.scores, {}, "service"), alerting_services=[], unchecked=[]
+    )
+    assert "limit_used_ratio (the highest of the service's series) held at 95%" in text
 
 
 def test_what_is_read_and_how_within_the_cap():
