@@ -5,6 +5,7 @@ guess, one with its fault in the metrics, one with it only in the logs."""
 import gzip
 import json
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -184,3 +185,39 @@ def test_a_pack_anywhere_whose_fault_shows_only_in_its_logs_runs_end_to_end(tmp_
     done = run_bench(tmp_path / "tiny-logs")
     assert "logs from loki_stub" in done.stdout
     assert done.stdout.splitlines()[-1] == "AC@1=1.00 AC@3=1.00 Avg@5=1.00 cases=1"
+
+
+@pytest.mark.slow
+def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path):
+    # bench/scale_pack.py, small: six services of three pods, about 600 series, three
+    # cases. promtool takes its metrics as they are; every case's true service has
+    # series, its alert fires on frontend a minute after the injection; the bench runs it.
+    require_prometheus()
+    pack = tmp_path / "namespace"
+    options = ["--series", "600", "--services", "6", "--cases", "3"]
+    subprocess.run(
+        [sys.executable, str(BENCH / "scale_pack.py"), str(pack), *options],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    meta = json.loads((pack / "pack.json").read_text())
+    cases = [json.loads(line) for line in (pack / "cases.jsonl").read_text().splitlines()]
+    assert meta["name"] == "namespace" and meta["cases"] == len(cases) == 3
+    with gzip.open(pack / "metrics.om.gz", "rt") as metrics:
+        text = metrics.read()
+    assert text.endswith("# EOF\n")
+    services = set(re.findall(r'service="([^"]+)"', text))
+    assert len(services) == 6 and "frontend" in services
+    series = {line.rsplit(" ", 2)[0] for line in text.splitlines() if "{" in line}
+    assert len(series) >= 600 and f"{len(series)} series" in meta["system"]
+    for case in cases:
+        assert case["truth"]["service"] in services - {"frontend"}
+        assert case["alert"]["labels"]["service"] == "frontend"
+        fired = datetime.fromisoformat(case["alert"]["startsAt"].replace("Z", "+00:00"))
+        injected = datetime.fromisoformat(case["truth"]["inject_time"].replace("Z", "+00:00"))
+        assert (fired - injected).total_seconds() == 60
+    done = run_bench(pack)
+    assert re.fullmatch(
+        r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=3", done.stdout.splitlines()[-1]
+    )
