@@ -226,9 +226,15 @@ def procfile(path):
 
 def describe_incident(pack, case):
     alert = case["alert"]
+    repo = pack.get("source", {}).get("repo")
+    origin = (
+        f"a real incident of {pack['system']}, from the dataset at {repo} "
+        f"({pack['license']} license; see demo/data/README.md)"
+        if repo
+        else f"an incident of {pack['system']}, from pack {pack['name']} (no dataset named)"
+    )
     say(
-        f"Rootline demo: a real incident of {pack['system']}, from the dataset at "
-        f"{pack['source']['repo']} ({pack['license']} license; see demo/data/README.md)\n"
+        f"Rootline demo: {origin}\n"
         f"  alert     {alert['labels']['alertname']} on {alert['labels']['service']}, "
         f"firing since {alert['startsAt']}"
     )

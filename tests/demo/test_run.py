@@ -127,6 +127,21 @@ def test_without_prometheus_it_names_the_package_to_install(monkeypatch):
     assert "prometheus and promtool are not installed" in str(stopped.value)
 
 
+def test_a_pack_of_no_dataset_is_not_called_a_real_incident(capsys):
+    # bench/scale_pack.py's packs are made up: their source names a generator, no dataset.
+    case = {"alert": {"labels": {"alertname": "A", "service": "frontend"}, "startsAt": "t"}}
+    made_up = {"name": "ns", "system": "made up", "license": "generated", "source": {}}
+    recorded = {**made_up, "license": "MIT", "source": {"repo": "https://example.org/d"}}
+
+    run.describe_incident(made_up, case)
+    run.describe_incident(recorded, case)
+
+    made_up_said, recorded_said = capsys.readouterr().out.split("Rootline demo: ")[1:]
+    assert made_up_said.startswith("an incident of made up, from pack ns (no dataset named)")
+    assert recorded_said.startswith("a real incident of made up, from the dataset at https://")
+    assert "A on frontend, firing since t" in made_up_said
+
+
 @pytest.mark.parametrize(
     ("report", "said"),
     [
