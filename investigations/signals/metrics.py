@@ -23,9 +23,9 @@ scope holds more, every metric is still read, as one series per service where it
 fit: the average of the service's series (a gauge; the highest, for a `_ratio`, so that one
 container at its limit is not averaged away) or the sum of their rates (a counter), so
 that the metrics with many series (per route, per status code, per bucket) are seen at the
-service's level rather than left out. Series by series is kept for the metrics with fewest
-series, as far as the cap allows (see plan_reads); only what does not fit even per service
-is left out, and the timeline says so.
+service's level rather than left out. Series by series is kept for the metrics that cost
+the fewest series more, as far as the cap allows (see plan_reads); only what does not fit
+even per service is left out, and the timeline says so.
 
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
@@ -59,7 +59,7 @@ MAD_TO_SIGMA = 1.4826
 # deviation from the median, scaled to a normal's standard deviation, is the spread
 # (Iglewicz and Hoaglin, "How to Detect and Handle Outliers", 1993). Without it such a
 # series reaching 2 for a minute was a million-sigma change, and in a namespace with a few
-# of them per service they led every case (bench/scale_pack.py; docs/BENCHMARKS.md).
+# of them per service they led four cases of six (bench/scale_pack.py; docs/BENCHMARKS.md).
 MEANAD_TO_SIGMA = 1.2533
 # A flat baseline still has a scale: this share of its level, or a small share of the
 # largest value the incident shows (so that 0 -> 0.001 is not an infinite change, however
