@@ -121,9 +121,10 @@ class SuspectOut(BaseModel):
     evidence: list[dict] = Field(
         default=[],
         description="what changed in the service, by `kind`: `metric` (a series; "
-        "`saturated` is the level a `_ratio` series held at its ceiling, else null; "
+        "`saturated` is the level, as a share, that a `_ratio` or `_percent` series held at "
+        "its ceiling, else null; "
         "`aggregated` is `avg`, `max` or `sum` where the series stands for all of the "
-        "service's, averaged, their highest (a `_ratio`) or summed as rates, read so because "
+        "service's, averaged, their highest (a share) or summed as rates, read so because "
         "they were over the scan's cap), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )

@@ -29,7 +29,8 @@ even per service is left out, and the timeline says so.
 
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
-filled) that held SATURATION_LEVEL or more for HOLD_SECONDS in the incident, when its
+filled) or `_percent` (0 to 100: OpenTelemetry's exporters name the unit "%" so) that held
+SATURATION_LEVEL of its full scale or more for HOLD_SECONDS in the incident, when its
 baseline median was below it and the move is a change (CHANGE_SIGMAS, as scored above: 0.79
 to 0.81 is not), is marked `saturated` with the level it held, however small its deviation
 beyond that (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
@@ -88,6 +89,9 @@ ROUTINE_WEIGHT = 0.1
 # 0.82; docs/BENCHMARKS.md).
 RATIO_SUFFIX = "_ratio"
 SATURATION_LEVEL = 0.8
+# Shares by their unit suffix, and the value that is all of it: Prometheus' base unit, and
+# the percent that OpenTelemetry's Prometheus exporters write for the UCUM unit "%".
+FULL_SCALES = {RATIO_SUFFIX: 1.0, "_percent": 100.0}
 
 
 @dataclass
@@ -176,9 +180,9 @@ def plan_reads(series, cap, service_label):
 
 def per_service_gauge(name):
     """How a gauge read as one series per service combines the service's series: their
-    highest for a `_ratio` (a share of a limit: one container at its ceiling is the
-    service's saturation), else their average."""
-    return "max" if name.endswith(RATIO_SUFFIX) else "avg"
+    highest for a share (`_ratio`, `_percent`: one container at its limit is the service's
+    saturation), else their average."""
+    return "max" if full_scale(name) else "avg"
 
 
 def scan_step(start, end):
@@ -231,13 +235,20 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     return scored
 
 
+def full_scale(metric):
+    """The value that is all of a share named `metric` (FULL_SCALES), None for a metric
+    that is not a share."""
+    return next((full for suffix, full in FULL_SCALES.items() if metric.endswith(suffix)), None)
+
+
 def saturation(metric, median, inside):
-    """The level a `_ratio` series held for HOLD_SECONDS at SATURATION_LEVEL or more in
-    the incident (`inside`: (unix seconds, value)) when its baseline `median` was below
-    it; None otherwise."""
-    if not metric.endswith(RATIO_SUFFIX) or median >= SATURATION_LEVEL:
+    """The level, as a share of its full scale, that a `_ratio` or `_percent` series held
+    for HOLD_SECONDS at SATURATION_LEVEL or more in the incident (`inside`: (unix
+    seconds, value)) when its baseline `median` was below it; None otherwise."""
+    full = full_scale(metric)
+    if full is None or median >= SATURATION_LEVEL * full:
         return None
-    held = shared_over([(v, t, v) for t, v in inside], HOLD_SECONDS)
+    held = shared_over([(v / full, t, v) for t, v in inside], HOLD_SECONDS)
     return held if held >= SATURATION_LEVEL else None
 
 

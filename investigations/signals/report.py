@@ -13,6 +13,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from investigations.signals.metrics import full_scale
+
 MAX_SUSPECTS_REPORTED = 5
 
 
@@ -80,7 +82,7 @@ def _describe(suspect):
                 parts.append(
                     f"{series} held at {percent(item['saturated'])} or more "
                     f"of its full scale, saturated (baseline median "
-                    f"{item['baseline']:.1%}){when}"
+                    f"{item['baseline'] / (full_scale(item['metric']) or 1):.1%}){when}"
                 )
                 continue
             usual = (

@@ -441,11 +441,30 @@ def test_a_ratio_held_at_its_ceiling_is_saturation():
     def saturated(points, metric="container_cpu_usage_ratio", base=baseline):
         return score_series(base + points, *windows, metric=metric).saturated
 
+    busy = [(t, 0.85 + 0.01 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
+
     assert saturated(throttled) == 0.82  # held for two minutes (three samples)
     assert saturated(throttled, metric="cpu_usage_seconds") is None
+    # The same as a percent (OpenTelemetry's "%"), said as a share all the same.
+    in_percent = [[(t, 100 * v) for t, v in points] for points in (baseline, throttled)]
+    assert saturated(in_percent[1], "cpu_limit_used_percent", in_percent[0]) == 0.82
+    assert saturated(in_percent[1], "cpu_limit_used", in_percent[0]) is None
+    busy_percent = [(t, 100 * v) for t, v in busy]
+    held_82 = [(t, 82.0) for t in range(3600, 4020, 60)]
+    assert saturated(held_82, "used_percent", busy_percent) is None
+    scored = score_series(
+        in_percent[0] + in_percent[1],
+        *windows,
+        metric="cpu_limit_used_percent",
+        labels={"service": "cart"},
+    )
+    _, text = build_report(
+        rank_suspects([scored], {}, "service"), alerting_services=[], unchecked=[]
+    )
+    assert "cpu_limit_used_percent{} held at 82% or more of its full scale" in text
+    assert "saturated (baseline median 0.6%)" in text
     assert saturated([(3720, 0.95), (3780, 0.1)]) is None
     assert saturated([(t, 0.7) for t in range(3600, 4020, 60)]) is None
-    busy = [(t, 0.85 + 0.01 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
     assert saturated([(t, 0.95) for t in range(3600, 4020, 60)], base=busy) is None
     # Just under the line, then just over it: not a change, so not saturation.
     near = [(t, 0.78 + 0.01 * (n % 2)) for n, t in enumerate(range(0, 3600, 60))]
