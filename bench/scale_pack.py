@@ -80,7 +80,7 @@ def main():
     effects = fault_effects(cases, callers)
     args.out.mkdir(parents=True, exist_ok=True)
     count = write_metrics(args.out / "metrics.om.gz", families, services, times, effects, rng)
-    write_cases(args.out, cases, services)
+    write_cases(args.out, cases)
     (args.out / "pack.json").write_text(
         json.dumps(
             {
@@ -279,7 +279,7 @@ def poisson(lam, rng):
         k += 1
 
 
-def write_cases(out, cases, services):
+def write_cases(out, cases):
     lines = []
     for case in cases:
         starts = case["inject"] + timedelta(seconds=60)

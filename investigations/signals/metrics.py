@@ -20,7 +20,7 @@ The onset is the first incident point beyond CHANGE_SIGMAS.
 
 The scan reads at most MAX_SERIES series (its time and memory grow with them). Where the
 scope holds more, every metric is still read, as one series per service where its own do not
-fit: the average of the service's series (a gauge; the highest, for a `_ratio`, so that one
+fit: the average of the service's series (a gauge; the highest, for a share, so that one
 container at its limit is not averaged away) or the sum of their rates (a counter), so
 that the metrics with many series (per route, per status code, per bucket) are seen at the
 service's level rather than left out. Series by series is kept for the metrics that cost
@@ -83,7 +83,7 @@ BRIEF_WEIGHT = 0.1
 # 2 or 3 best on the third, and a single one costs a pack cases; docs/BENCHMARKS.md.)
 ROUTINE_RETURNS = 3
 ROUTINE_WEIGHT = 0.1
-# Saturation: a `_ratio` series held at this share of its full scale or more (the usual
+# Saturation: a share (`_ratio`, `_percent`) held at this part of its full scale or more (the usual
 # warning line for utilisation; measured on the case packs: 0.7 and 0.75 also mark node
 # CPUs that were not the cause, 0.85 and above miss a CPU throttled at its limit that held
 # 0.82; docs/BENCHMARKS.md).
@@ -107,10 +107,11 @@ class SeriesScore:
     # How many separate times the baseline reached the incident's level, when that made it
     # one of the series' usual levels (ROUTINE_RETURNS or more); else 0.
     returns: int = 0
-    # The level a ratio held at its ceiling (see the module's docstring), else None.
+    # The level, as a share, that a `_ratio` or `_percent` series held at its ceiling
+    # (see the module's docstring), else None.
     saturated: float | None = None
     # "avg", "max" or "sum": one series of the service, the average of its series (a
-    # gauge), their highest (a `_ratio`) or the sum of their rates (a counter), read so
+    # gauge), their highest (a share) or the sum of their rates (a counter), read so
     # because the metric's series were over the cap; "" for a series read as it is.
     aggregated: str = ""
 
@@ -352,36 +353,39 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
     step = scan.step_seconds = scan_step(baseline[0], now)
 
     async def fetch(name, per_service):
+        """(name, how it was read per service: SeriesScore.aggregated, the result or None)."""
+        cumulative = is_cumulative(name, metadata)
+        aggregated = ("sum" if cumulative else per_service_gauge(name)) if per_service else ""
         matcher = ", ".join(m for m in (f"__name__={quote(name)}", scope_matchers) if m)
         # A window 1 ms short of the step, so that no sample counts in two steps (range
         # selectors include both ends before Prometheus 3).
         query = f"avg_over_time({{{matcher}}}[{step * 1000 - 1}ms])"
-        if per_service and is_cumulative(name, metadata):
+        if aggregated == "sum":
             # Summed as rates, each over four steps (enough samples at any usual scrape
             # interval): a sum of counters jumps when a pod comes or goes.
             query = f"sum by ({service_label}) (rate({{{matcher}}}[{4 * step}s]))"
-        elif per_service:
-            query = f"{per_service_gauge(name)} by ({service_label}) ({query})"
+        elif aggregated:
+            query = f"{aggregated} by ({service_label}) ({query})"
         async with limit:
             try:
                 result = await prometheus.query_range(query, baseline[0], now, step)
-                return name, per_service, result
+                return name, aggregated, result
             except TelemetryError as exc:  # one metric failing must not sink the scan
                 scan.errors.append(f"{name}: {exc}")
-                return name, per_service, None
+                return name, aggregated, None
 
     reads = [fetch(n, False) for n in names] + [fetch(n, True) for n in scan.aggregated]
-    for name, per_service, result in await asyncio.gather(*reads):
+    for name, aggregated, result in await asyncio.gather(*reads):
         if result is None:
             continue
         cumulative = is_cumulative(name, metadata)
         for s in result.matrix:
-            points = as_rates(s.points) if cumulative and not per_service else s.points
+            # Read per service, a counter already comes as a rate.
+            points = as_rates(s.points) if cumulative and not aggregated else s.points
             scored = score_series(
                 points, *windows, metric=name, labels=s.labels, counter=cumulative
             )
-            if per_service:
-                scored.aggregated = "sum" if cumulative else per_service_gauge(name)
+            scored.aggregated = aggregated
             scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan
