@@ -125,7 +125,8 @@ class SuspectOut(BaseModel):
         "its ceiling, else null; "
         "`aggregated` is `avg`, `max` or `sum` where the series stands for all of the "
         "service's, averaged, their highest (a share) or summed as rates, read so because "
-        "they were over the scan's cap), `logs` "
+        "they were over the scan's cap; `quantile` is the quantile a histogram's buckets were "
+        "read as, else null), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

@@ -23,8 +23,8 @@ from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
-from investigations.signals.metrics import MAX_SERIES, STEP_SECONDS
-from investigations.signals.report import percent
+from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS
+from investigations.signals.report import metric_label, percent, percentile
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -292,6 +292,13 @@ async def _nothing():
 
 
 def _describe_metric_scan(scan, service_label):
+    histograms = (
+        f" ({len(scan.histograms)} histogram{'s' * (len(scan.histograms) != 1)} read as "
+        f"{'their' if len(scan.histograms) != 1 else 'its'} {percentile(HISTOGRAM_QUANTILE)})"
+        if scan.histograms
+        else ""
+    )
+
     def entry(series):
         return {**series.as_evidence(service_label), "service": series.labels.get(service_label)}
 
@@ -302,6 +309,7 @@ def _describe_metric_scan(scan, service_label):
         f"{' (capped)' if scan.truncated else ''}"
         f"{f' ({len(scan.aggregated)} read per service, over the cap)' if scan.aggregated else ''}"
         f"{f' ({len(scan.left_out)} left out, over the cap)' if scan.left_out else ''}"
+        f"{histograms}"
         f"{f' at a {scan.step_seconds} s step' if scan.step_seconds != STEP_SECONDS else ''}; "
         + "".join(
             f"saturated: {t['metric']} of {t['service']} ({percent(t['saturated'])}); "
@@ -309,7 +317,7 @@ def _describe_metric_scan(scan, service_label):
         )
         + (
             "most abnormal: "
-            + "; ".join(f"{t['metric']} of {t['service']} ({t['score']:.1f})" for t in top[:5])
+            + "; ".join(f"{metric_label(t)} of {t['service']} ({t['score']:.1f})" for t in top[:5])
             if top
             else "no series"
         )
@@ -322,6 +330,7 @@ def _describe_metric_scan(scan, service_label):
         "truncated": scan.truncated,
         "aggregated": scan.aggregated[:20],
         "left_out": scan.left_out[:20],
+        "histograms": scan.histograms[:20],
         "step_seconds": scan.step_seconds,
         "top": top,
         "saturated": saturated,

@@ -27,6 +27,15 @@ service's level rather than left out. Series by series is kept for the metrics t
 the fewest series more, as far as the cap allows (see plan_reads); only what does not fit
 even per service is left out, and the timeline says so.
 
+A histogram (OpenMetrics' `_bucket` series with an `le` label: a latency, a size) is scored
+as its HISTOGRAM_QUANTILE, one series per label set but `le`, not bucket by bucket: a
+bucket's rate is no quantity anyone reads ("requests of 0.1 s or less went down"), and a
+fault moves several buckets of one histogram at once. The buckets are read as counters
+are, step by step, and the quantile is interpolated in them as Prometheus'
+`histogram_quantile` does, for each step: a rate over a longer window would spread a
+30-second burst over several steps, and the two-minute hold would see more than there was.
+Read per service, it is `histogram_quantile` over the sum of the service's buckets' rates.
+
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
 filled) or `_percent` (0 to 100: OpenTelemetry's exporters name the unit "%" so) that held
@@ -92,6 +101,12 @@ SATURATION_LEVEL = 0.8
 # Shares by their unit suffix, and the value that is all of it: Prometheus' base unit, and
 # the percent that OpenTelemetry's Prometheus exporters write for the UCUM unit "%".
 FULL_SCALES = {RATIO_SUFFIX: 1.0, "_percent": 100.0}
+# A classic histogram's buckets (OpenMetrics), scored as this quantile of their rates: high
+# enough that a slowdown of one request in ten shows, low enough to be read from the few
+# requests a quiet service serves in a step (a p99 of 100 requests is the slowest one or
+# two).
+BUCKET_SUFFIX = "_bucket"
+HISTOGRAM_QUANTILE = 0.9
 
 
 @dataclass
@@ -111,9 +126,12 @@ class SeriesScore:
     # (see the module's docstring), else None.
     saturated: float | None = None
     # "avg", "max" or "sum": one series of the service, the average of its series (a
-    # gauge), their highest (a share) or the sum of their rates (a counter), read so
-    # because the metric's series were over the cap; "" for a series read as it is.
+    # gauge), their highest (a share) or the sum of their rates (a counter, or a
+    # histogram's buckets), read so because the metric's series were over the cap; "" for
+    # a series read as it is.
     aggregated: str = ""
+    # The quantile a histogram's buckets were read as (HISTOGRAM_QUANTILE), else None.
+    quantile: float | None = None
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -130,6 +148,7 @@ class SeriesScore:
             "returns": self.returns,
             "saturated": self.saturated,
             "aggregated": self.aggregated,
+            "quantile": self.quantile,
         }
 
 
@@ -143,6 +162,7 @@ class MetricScan:
     step_seconds: int = STEP_SECONDS
     aggregated: list[str] = field(default_factory=list)  # metrics read per service
     left_out: list[str] = field(default_factory=list)  # metrics not read, over the cap
+    histograms: list[str] = field(default_factory=list)  # read as HISTOGRAM_QUANTILE
 
 
 def plan_reads(series, cap, service_label):
@@ -177,6 +197,60 @@ def plan_reads(series, cap, service_label):
         one_by_one.add(name)
     aggregated = [name for name in whole if name not in one_by_one]
     return sorted(one_by_one), sorted(aggregated), sorted(left_out)
+
+
+def histograms(series):
+    """The names of the classic histograms among the label sets `series`: `_bucket` series
+    with an `le` label (OpenMetrics)."""
+    return {
+        labels["__name__"]
+        for labels in series
+        if labels.get("__name__", "").endswith(BUCKET_SUFFIX) and "le" in labels
+    }
+
+
+def bucket_quantile(quantile, buckets):
+    """The `quantile` of a histogram's `buckets`, [(upper bound, cumulative count)], by
+    linear interpolation within the bucket it falls in, as Prometheus' histogram_quantile
+    (the highest finite bound if it falls in +Inf's; NaN with no +Inf bucket or no count).
+    Counts are made monotonic first, as a reset or a scrape between buckets can break it."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][0] != math.inf or len(buckets) < 2:
+        return math.nan
+    counts = list(itertools.accumulate((c for _, c in buckets), max))
+    if counts[-1] <= 0:
+        return math.nan
+    rank = quantile * counts[-1]
+    lower, below = 0.0, 0.0
+    for (bound, _), count in zip(buckets, counts, strict=True):
+        if count >= rank:
+            if bound == math.inf:
+                return lower
+            if lower == 0.0 and bound <= 0:
+                return bound
+            return lower + (bound - lower) * (rank - below) / (count - below or 1)
+        lower, below = bound, count
+    return lower
+
+
+def quantile_series(matrix, quantile):
+    """[(labels but `le`, [(unix seconds, quantile)])] from a histogram's buckets as read
+    step by step (cumulative counts): each bucket's rate per step, then the quantile of
+    those rates at each step."""
+    grouped = {}
+    for s in matrix:
+        try:
+            bound = float(s.labels.get("le", ""))
+        except ValueError:
+            continue  # a bucket whose bound is no number is no bucket
+        labels = {k: v for k, v in s.labels.items() if k != "le"}
+        group = grouped.setdefault(tuple(sorted(labels.items())), (labels, {}))
+        for t, rate in as_rates(s.points):
+            group[1].setdefault(t, []).append((bound, rate))
+    return [
+        (labels, [(t, bucket_quantile(quantile, steps[t])) for t in sorted(steps)])
+        for labels, steps in grouped.values()
+    ]
 
 
 def per_service_gauge(name):
@@ -339,7 +413,9 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
     series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES_LISTED)
     scan.series_found = len(series)
     scan.truncated = len(series) >= MAX_SERIES_LISTED
+    quantiles = histograms(series)
     names, scan.aggregated, scan.left_out = plan_reads(series, MAX_SERIES, service_label)
+    scan.histograms = sorted(quantiles - set(scan.left_out))
     scan.metrics = len(names) + len(scan.aggregated) + len(scan.left_out)
     try:
         metadata = await prometheus.metadata()
@@ -360,10 +436,15 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
         # A window 1 ms short of the step, so that no sample counts in two steps (range
         # selectors include both ends before Prometheus 3).
         query = f"avg_over_time({{{matcher}}}[{step * 1000 - 1}ms])"
-        if aggregated == "sum":
-            # Summed as rates, each over four steps (enough samples at any usual scrape
-            # interval): a sum of counters jumps when a pod comes or goes.
-            query = f"sum by ({service_label}) (rate({{{matcher}}}[{4 * step}s]))"
+        # Per service, counters are summed as rates, each over four steps (enough samples
+        # at any usual scrape interval): a sum of counters jumps when a pod comes or goes.
+        rates = f"rate({{{matcher}}}[{4 * step}s])"
+        if name in quantiles and aggregated:
+            query = (
+                f"histogram_quantile({HISTOGRAM_QUANTILE}, sum by ({service_label}, le) ({rates}))"
+            )
+        elif aggregated == "sum":
+            query = f"sum by ({service_label}) ({rates})"
         elif aggregated:
             query = f"{aggregated} by ({service_label}) ({query})"
         async with limit:
@@ -378,14 +459,19 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
     for name, aggregated, result in await asyncio.gather(*reads):
         if result is None:
             continue
-        cumulative = is_cumulative(name, metadata)
-        for s in result.matrix:
-            # Read per service, a counter already comes as a rate.
-            points = as_rates(s.points) if cumulative and not aggregated else s.points
-            scored = score_series(
-                points, *windows, metric=name, labels=s.labels, counter=cumulative
-            )
-            scored.aggregated = aggregated
+        quantile = HISTOGRAM_QUANTILE if name in quantiles else None
+        cumulative = is_cumulative(name, metadata) and quantile is None
+        if quantile is not None and not aggregated:
+            read = quantile_series(result.matrix, quantile)
+        else:
+            # Read per service, a counter (or a histogram's quantile) comes as it is scored.
+            read = [
+                (s.labels, as_rates(s.points) if cumulative and not aggregated else s.points)
+                for s in result.matrix
+            ]
+        for labels, points in read:
+            scored = score_series(points, *windows, metric=name, labels=labels, counter=cumulative)
+            scored.aggregated, scored.quantile = aggregated, quantile
             scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

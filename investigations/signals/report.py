@@ -149,15 +149,21 @@ def _quote(example):
 
 def _series_name(item):
     """A metric evidence item's series: its name and labels, or what a series read per
-    service stands for (metrics.SeriesScore.aggregated)."""
+    service stands for (metrics.SeriesScore.aggregated); a histogram's, as the quantile
+    its buckets were read as."""
+    metric = item["metric"]
+    if item.get("quantile") is not None:
+        metric = f"{percentile(item['quantile'])} of {metric}"
+    if item.get("aggregated") == "sum" and item.get("quantile") is not None:
+        return f"{metric} (all the service's series together)"
     if item.get("aggregated") == "sum":
-        return f"{item['metric']} (the sum of the service's series, as rates)"
+        return f"{metric} (the sum of the service's series, as rates)"
     if item.get("aggregated") == "max":
-        return f"{item['metric']} (the highest of the service's series)"
+        return f"{metric} (the highest of the service's series)"
     if item.get("aggregated"):
-        return f"{item['metric']} (the average of the service's series)"
+        return f"{metric} (the average of the service's series)"
     labels = ",".join(f"{k}={v}" for k, v in sorted(item["labels"].items()))
-    return f"{item['metric']}{{{labels}}}"
+    return f"{metric}{{{labels}}}"
 
 
 def evidence_gist(item):
@@ -165,7 +171,7 @@ def evidence_gist(item):
     admin and the investigation page; "" for a kind it does not know."""
     kind = item.get("kind")
     if kind == "metric":
-        text = f"{item['metric']} {item.get('direction', '')} ({item['score']:.1f})"
+        text = f"{metric_label(item)} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""
         text += ", saturated" if item.get("saturated") is not None else ""
         text += ", all its series" if item.get("aggregated") else ""
@@ -235,6 +241,17 @@ def percent(share):
     """A share as a whole percent rounded down, so that a level held "at 99% or more" is
     not said to be 100%."""
     return f"{math.floor(share * 100 + 1e-9)}%"
+
+
+def metric_label(item):
+    """A metric evidence item's metric, with the quantile a histogram was read as."""
+    quantile = item.get("quantile")
+    return item["metric"] + (f" {percentile(quantile)}" if quantile is not None else "")
+
+
+def percentile(quantile):
+    """A quantile as SREs write it: 0.9 -> "p90"."""
+    return f"p{round(quantile * 100, 1):g}"
 
 
 def _clock(seconds):

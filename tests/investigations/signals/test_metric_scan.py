@@ -481,3 +481,149 @@ def test_a_ratio_held_at_its_ceiling_is_saturation():
     )
     assert output["saturated"][0]["saturated"] == 0.82
     assert "scanned; saturated: container_cpu_usage_ratio of cart (82%); most abnormal:" in text
+
+
+BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def histogram_openmetrics():
+    """request_duration_seconds, a classic histogram of db's and web's requests on two
+    routes each, 20 requests every 15 s: about 30 ms, and from ONSET about 350 ms on db's
+    route a."""
+    rng = random.Random(3)
+    times, t = [], START
+    while t < NOW + timedelta(minutes=5):
+        times.append(t)
+        t += timedelta(seconds=15)
+    lines = [
+        "# HELP request_duration_seconds Time to serve a request.",
+        "# TYPE request_duration_seconds histogram",
+    ]
+    name = "request_duration_seconds"
+    for service, route in itertools.product(("db", "web"), ("a", "b")):
+        slow = (service, route) == ("db", "a")
+        buckets, count, total, rows = [0] * (len(BOUNDS) + 1), 0, 0.0, []
+        for t in times:
+            for _ in range(20):
+                latency = rng.lognormvariate(math.log(0.35 if slow and t >= ONSET else 0.03), 0.3)
+                for n, bound in enumerate((*BOUNDS, math.inf)):
+                    buckets[n] += latency <= bound
+                count, total = count + 1, total + latency
+            rows.append((t, list(buckets), count, total))
+        labels = f'namespace="shop",service="{service}",route="{route}"'
+        for n, bound in enumerate((*BOUNDS, "+Inf")):
+            lines += [
+                f'{name}_bucket{{{labels},le="{bound}"}} {b[n]} {t.timestamp():.0f}'
+                for t, b, _, _ in rows
+            ]
+        lines += [
+            f"request_duration_seconds_count{{{labels}}} {c} {t.timestamp():.0f}"
+            for t, _, c, _ in rows
+        ]
+        lines += [
+            f"request_duration_seconds_sum{{{labels}}} {s:.3f} {t.timestamp():.0f}"
+            for t, _, _, s in rows
+        ]
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def histogram_url(tmp_path_factory):
+    with running_prometheus(histogram_openmetrics(), tmp_path_factory.mktemp("histogram")) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_a_histogram_is_scored_as_its_quantile_not_bucket_by_bucket(histogram_url):
+    scan = run_scan(histogram_url, BASELINE, INCIDENT)
+
+    assert scan.series_found == 32 and scan.histograms == ["request_duration_seconds_bucket"]
+    assert scan.aggregated == [] and scan.left_out == []
+    quantiles = {
+        (s.labels["service"], s.labels["route"]): s
+        for s in scan.scores
+        if s.metric == "request_duration_seconds_bucket"
+    }
+    assert set(quantiles) == {("db", "a"), ("db", "b"), ("web", "a"), ("web", "b")}
+    assert all(
+        "le" not in s.labels and s.quantile == 0.9 and not s.counter for s in quantiles.values()
+    )
+    slow = quantiles["db", "a"]
+    # The p90s, 0.044 s and 0.51 s, interpolated in their buckets: (0, 0.05], (0.5, 1].
+    assert 0.025 < slow.baseline_median < 0.05 and 0.5 < slow.incident_peak <= 1.0
+    assert slow.score > 10 and slow.direction == 1
+    assert ONSET.timestamp() <= slow.onset <= ONSET.timestamp() + 2 * STEP
+    assert max(s.score for key, s in quantiles.items() if key != ("db", "a")) < 4
+    suspects = rank_suspects(scan.scores, {}, "service")
+    assert suspects[0].service == "db"
+    report, text = build_report(suspects, alerting_services=["web"], unchecked=[])
+    assert "p90 of request_duration_seconds_bucket{namespace=shop,route=a} went up (0.04" in text
+    evidence = {e["metric"]: e for e in report["evidence"]}["request_duration_seconds_bucket"]
+    assert evidence["quantile"] == 0.9
+    assert evidence_gist(evidence).startswith("request_duration_seconds_bucket p90 up (")
+    timeline = describe(scan, "service")[1]
+    assert "32 series of 3 metrics scanned (1 histogram read as its p90)" in timeline
+    assert "most abnormal: request_duration_seconds_bucket p90 of db (" in timeline
+
+
+@pytest.mark.slow
+def test_over_the_cap_a_histogram_is_the_quantile_of_all_the_service_s_requests(
+    histogram_url, monkeypatch
+):
+    # Six fit: every metric as one series per service (32 series: 24 buckets, 4 counts, 4
+    # sums). db's p90 over both routes (half its requests slow) lands in the slow ones'
+    # buckets.
+    monkeypatch.setattr(metrics, "MAX_SERIES", 6)
+
+    scan = run_scan(histogram_url, BASELINE, INCIDENT)
+
+    assert "request_duration_seconds_bucket" in scan.aggregated
+    quantiles = by_service(scan, "request_duration_seconds_bucket")
+    db, web = quantiles["db"], quantiles["web"]
+    assert set(db.labels) == {"service"} and db.aggregated == "sum" and db.quantile == 0.9
+    assert db.baseline_median < 0.05 and db.incident_peak > 0.25 and db.score > 10
+    assert web.score < 4
+    _, text = build_report(
+        rank_suspects(scan.scores, {}, "service"), alerting_services=[], unchecked=[]
+    )
+    assert (
+        "p90 of request_duration_seconds_bucket (all the service's series together) went up" in text
+    )
+
+
+def test_a_quantile_is_interpolated_in_its_bucket_as_prometheus_does():
+    buckets = [(0.1, 10), (0.5, 30), (math.inf, 40)]
+    assert metrics.bucket_quantile(0.5, buckets) == pytest.approx(0.3)  # 10 of 20 in (0.1, 0.5]
+    assert metrics.bucket_quantile(0.1, buckets) == pytest.approx(0.04)  # from 0
+    assert metrics.bucket_quantile(0.99, buckets) == 0.5  # in +Inf's: the highest bound
+    assert metrics.bucket_quantile(0.5, reversed(buckets)) == pytest.approx(0.3)
+    # A count that falls between buckets (a reset, a scrape between them) is made monotonic.
+    assert metrics.bucket_quantile(0.5, [(0.1, 12), (0.5, 10), (math.inf, 20)]) == (
+        pytest.approx(0.1 * 10 / 12)
+    )
+    assert math.isnan(metrics.bucket_quantile(0.5, [(0.1, 0), (math.inf, 0)]))  # no request
+    assert math.isnan(metrics.bucket_quantile(0.5, [(0.1, 3), (0.5, 4)]))  # no +Inf
+
+
+def test_a_histogram_is_a_quantile_per_step_of_its_buckets_rates():
+    class Read:
+        def __init__(self, labels, points):
+            self.labels, self.points = labels, points
+
+    def bucket(le, counts, route="a"):
+        labels = {"__name__": "d_bucket", "route": route, "le": le}
+        return Read(labels, [(30.0 * n, c) for n, c in enumerate(counts)])
+
+    # Each step 10 requests; in the third, all slow (over 0.5 s). A counter reset between
+    # the third and fourth sample counts from zero.
+    matrix = [
+        bucket("0.1", [0, 10, 20, 20, 10]),
+        bucket("0.5", [0, 10, 20, 20, 10]),
+        bucket("+Inf", [0, 10, 20, 30, 10]),
+        bucket("+Inf", [0, 0, 0, 0, 0], route="b"),
+    ]
+    [(labels, points), (idle, nothing)] = metrics.quantile_series(matrix, 0.9)
+    assert labels == {"__name__": "d_bucket", "route": "a"} and idle["route"] == "b"
+    assert [t for t, _ in points] == [30.0, 60.0, 90.0, 120.0]
+    assert [round(v, 3) for _, v in points] == [0.09, 0.09, 0.5, 0.09]
+    assert all(math.isnan(v) for _, v in nothing)
