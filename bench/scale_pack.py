@@ -2,7 +2,7 @@
 scan where it has thousands of series to read.
 
     .venv/bin/python bench/scale_pack.py OUT_DIR [--series 5000] [--services 40]
-        [--cases 6] [--step 30] [--seed 1]
+        [--cases 6] [--step 30] [--seed 1] [--histograms]
     .venv/bin/python bench/rca_accuracy.py OUT_DIR
 
 The pack is in the format of shared/data/rca-cases/README.md (metrics only). The real packs
@@ -52,6 +52,11 @@ FAMILIES = (
 # Every pod also has a runtime's gauges (as a Go or JVM client exports) and its requests
 # per route; each service has application gauges of its own, each with a few label values
 # (a queue, a pool, a cache each), drawn from a pool shared by about a third of them.
+# --histograms: the server latency as a histogram with OpenTelemetry's default bucket bounds
+# (seconds), its requests' durations log-normal around the pod's latency.
+HISTOGRAM = "http_server_request_duration_seconds"
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+DURATION_SIGMA = 0.5
 RUNTIME_FAMILIES = 10
 ROUTES = 8
 ITEMS = 4
@@ -66,6 +71,9 @@ def main():
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("--step", type=int, default=30, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--histograms", action="store_true", help="server latency as a classic histogram"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     services = ["frontend"] + [f"svc-{i:02d}" for i in range(1, args.services)]
@@ -76,7 +84,7 @@ def main():
         START + timedelta(seconds=s)
         for s in range(0, int((end - START).total_seconds()) + 1, args.step)
     ]
-    families = plan_families(services, args.series)
+    families = plan_families(services, args.series, args.histograms)
     effects = fault_effects(cases, callers)
     args.out.mkdir(parents=True, exist_ok=True)
     count = write_metrics(args.out / "metrics.om.gz", families, services, times, effects, rng)
@@ -103,22 +111,32 @@ def main():
 
 def vars_text(args):
     return " ".join(
-        f"--{k} {v}" for k, v in vars(args).items() if k not in ("out",) and v is not None
+        f"--{k}" if v is True else f"--{k} {v}"
+        for k, v in vars(args).items()
+        if k != "out" and v is not None and v is not False
     )
 
 
-def plan_families(services, target):
+def plan_families(services, target, histograms=False):
     """[(name, kind, label name, label values, services that have it)], about `target`
-    series in all."""
+    series in all; with `histograms`, the server latency as one histogram."""
     everyone = set(services)
-    families = [(name, kind, "", [""], everyone) for name, kind in FAMILIES]
+    families = [
+        (name, kind, "", [""], everyone)
+        for name, kind in FAMILIES
+        if not (histograms and kind == "server_latency")
+    ]
+    if histograms:
+        families.append((HISTOGRAM, "histogram", "", [""], everyone))
     routes = [f"/api/v1/r{n}" for n in range(ROUTES)]
     families.append(("http_route_requests_per_second", "load", "route", routes, everyone))
     for n in range(RUNTIME_FAMILIES):
         kind = ("noise", "drift")[n % 2]
         families.append((f"runtime_gauge_{n:02d}_bytes", kind, "", [""], everyone))
     per_pod = target / (len(services) * PODS)
-    fixed = len(FAMILIES) + ROUTES + RUNTIME_FAMILIES
+    fixed = sum(
+        len(BUCKETS) + 3 if kind == "histogram" else len(v) for _, kind, _, v, _ in families
+    )
     own = max(0, math.ceil((per_pod - fixed) / ITEMS))  # application families per service
     pool = 3 * own
     items = [f"i{n}" for n in range(ITEMS)]
@@ -183,7 +201,8 @@ def write_metrics(path, families, services, times, effects, rng):
     count = 0
     with gzip.open(path, "wt", compresslevel=3) as out:
         for name, kind, label, values, having in families:
-            out.write(f"# HELP {name} made up\n# TYPE {name} gauge\n")
+            gauge = "histogram" if kind == "histogram" else "gauge"
+            out.write(f"# HELP {name} made up\n# TYPE {name} {gauge}\n")
             for service in services:
                 if service not in having:
                     continue
@@ -194,6 +213,11 @@ def write_metrics(path, families, services, times, effects, rng):
                             f'pod="{service}-{pod_hash(service, pod)}"'
                             + (f',{label}="{value}"' if label else "")
                         )
+                        if kind == "histogram":
+                            count += write_histogram(
+                                out, name, labels, service, times, effects, rng
+                            )
+                            continue
                         points = series(kind, service, times, effects, rng)
                         out.writelines(
                             f"{name}{{{labels}}} {v:.6g} {t.timestamp():.3f}\n"
@@ -202,6 +226,39 @@ def write_metrics(path, families, services, times, effects, rng):
                         count += 1
         out.write("# EOF\n")
     return count
+
+
+def write_histogram(out, name, labels, service, times, effects, rng):
+    """One pod's server latency as a histogram: its requests each step (about its load),
+    their durations log-normal around its latency (faults included), counted into BUCKETS;
+    returns the number of series written."""
+    latency = series("server_latency", service, times, effects, rng)
+    load = rng.uniform(5, 200)
+    step = (times[1] - times[0]).total_seconds()
+    bounds = (*BUCKETS, math.inf)
+    counts, total, requests, rows = [0] * len(bounds), 0, 0, []
+    for level in latency:
+        n = max(0, round(rng.gauss(load * step, math.sqrt(load * step))))
+        for i, bound in enumerate(bounds):
+            below = 0.5 * (1 + math.erf(math.log(bound / level) / (DURATION_SIGMA * math.sqrt(2))))
+            counts[i] += n if bound == math.inf else round(n * below)
+        requests += n
+        total += n * level * math.exp(DURATION_SIGMA**2 / 2)
+        rows.append((list(counts), requests, total))
+    stamps = [f"{t.timestamp():.3f}" for t in times]
+    for i, bound in enumerate(bounds):
+        le = "+Inf" if bound == math.inf else f"{bound:g}"
+        out.writelines(
+            f'{name}_bucket{{{labels},le="{le}"}} {row[0][i]} {t}\n'
+            for t, row in zip(stamps, rows, strict=True)
+        )
+    out.writelines(
+        f"{name}_count{{{labels}}} {row[1]} {t}\n" for t, row in zip(stamps, rows, strict=True)
+    )
+    out.writelines(
+        f"{name}_sum{{{labels}}} {row[2]:.3f} {t}\n" for t, row in zip(stamps, rows, strict=True)
+    )
+    return len(bounds) + 2
 
 
 def pod_hash(service, pod):

@@ -190,11 +190,12 @@ def test_a_pack_anywhere_whose_fault_shows_only_in_its_logs_runs_end_to_end(tmp_
 @pytest.mark.slow
 def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path):
     # bench/scale_pack.py, small: six services of three pods, about 600 series, three
-    # cases. promtool takes its metrics as they are; every case's true service has
-    # series, its alert fires on frontend a minute after the injection; the bench runs it.
+    # cases, the server latency as a histogram. promtool takes its metrics as they are;
+    # every case's true service has series, its alert fires on frontend a minute after
+    # the injection; the bench runs it.
     require_prometheus()
     pack = tmp_path / "namespace"
-    options = ["--series", "600", "--services", "6", "--cases", "3"]
+    options = ["--series", "600", "--services", "6", "--cases", "3", "--histograms"]
     subprocess.run(
         [sys.executable, str(BENCH / "scale_pack.py"), str(pack), *options],
         check=True,
@@ -211,6 +212,8 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     assert len(services) == 6 and "frontend" in services
     series = {line.rsplit(" ", 2)[0] for line in text.splitlines() if "{" in line}
     assert len(series) >= 600 and f"{len(series)} series" in meta["system"]
+    buckets = {s for s in series if s.startswith("http_server_request_duration_seconds_bucket{")}
+    assert len(buckets) == 6 * 3 * 15 and all('le="' in s for s in buckets)
     for case in cases:
         assert case["truth"]["service"] in services - {"frontend"}
         assert case["alert"]["labels"]["service"] == "frontend"
