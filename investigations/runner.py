@@ -273,7 +273,13 @@ async def run_scans(prometheus, loki, selector, service_label, baseline, inciden
         return await asyncio.gather(
             guarded(
                 signals.scan_metrics(
-                    prometheus, selector, baseline, incident, now=now, service_label=service_label
+                    prometheus,
+                    selector,
+                    baseline,
+                    incident,
+                    now=now,
+                    service_label=service_label,
+                    workload_labels=settings.ROOTLINE_WORKLOAD_LABELS,
                 )
             )
             if prometheus

@@ -36,6 +36,16 @@ are, step by step, and the quantile is interpolated in them as Prometheus'
 30-second burst over several steps, and the two-minute hold would see more than there was.
 Read per service, it is `histogram_quantile` over the sum of the service's buckets' rates.
 
+A series is its service's by the service label, unless it describes a workload (a pod, by
+a workload label) whose own series name another service. Exporters that describe every pod
+(cAdvisor's container CPU and memory, kube-state-metrics' restarts) either carry no
+service label or one that names the exporter (the Prometheus operator labels each target
+with the Service it was found through: kube-prometheus-stack's container CPU says
+service="kube-prometheus-stack-kubelet"). Such
+a series is credited to the service whose series cover the fewest pods among those on its
+pod: the pod's own service covers its few pods, an exporter every pod of the namespace.
+Read per service, such a metric is read per service and pod and combined as credited.
+
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
 filled) or `_percent` (0 to 100: OpenTelemetry's exporters name the unit "%" so) that held
@@ -197,6 +207,53 @@ def plan_reads(series, cap, service_label):
         one_by_one.add(name)
     aggregated = [name for name in whole if name not in one_by_one]
     return sorted(one_by_one), sorted(aggregated), sorted(left_out)
+
+
+def pod_owners(series, service_label, workload_labels):
+    """{(workload label, value): service} from the label sets `series`: of the services
+    with series on a workload (a pod), the one whose series cover the fewest workloads, when
+    it is the only one that few (a tie credits no one)."""
+    covers, on = {}, {}
+    for labels in series:
+        service = labels.get(service_label)
+        for name in workload_labels:
+            if service and labels.get(name):
+                covers.setdefault(service, set()).add((name, labels[name]))
+                on.setdefault((name, labels[name]), set()).add(service)
+    owners = {}
+    for workload, services in on.items():
+        fewest = sorted(len(covers[service]) for service in services)
+        if len(fewest) == 1 or fewest[0] < fewest[1]:
+            owners[workload] = min(services, key=lambda service: len(covers[service]))
+    return owners
+
+
+def credit(labels, owners, service_label, workload_labels):
+    """`labels` with the service label naming the service that owns its workload (see
+    pod_owners), or as they are; the label of the first workload label that has one."""
+    for name in workload_labels:
+        owner = owners.get((name, labels.get(name)))
+        if owner:
+            return (
+                labels if labels.get(service_label) == owner else {**labels, service_label: owner}
+            )
+    return labels
+
+
+def combine(read, how, owners, service_label, workload_labels):
+    """Series read per service and workload (`read`: [(labels, points)]) as one series per
+    service they are credited to: their average, highest or sum (`how`) at each step."""
+    combined = {}
+    for labels, points in read:
+        service = credit(labels, owners, service_label, workload_labels).get(service_label)
+        for t, v in points:
+            combined.setdefault(service, {}).setdefault(t, []).append(v)
+    reduce = {"avg": statistics.fmean, "max": max, "sum": math.fsum}[how]
+    return [
+        ({service_label: service}, [(t, reduce(steps[t])) for t in sorted(steps)])
+        for service, steps in combined.items()
+        if service
+    ]
 
 
 def histograms(series):
@@ -405,16 +462,34 @@ def as_rates(points):
     return rates
 
 
-async def scan_metrics(prometheus, selector, baseline, incident, *, now, service_label):
+async def scan_metrics(
+    prometheus, selector, baseline, incident, *, now, service_label, workload_labels=()
+):
     """Score every series under `selector` (e.g. {namespace="shop"}); windows are
-    datetimes; `service_label` names a series' service (for metrics read per service)."""
+    datetimes; `service_label` names a series' service, `workload_labels` the pod it
+    describes (see pod_owners)."""
     scan = MetricScan()
     scope_matchers = selector.strip()[1:-1].strip()
     series = await prometheus.series(selector, baseline[0], now, limit=MAX_SERIES_LISTED)
     scan.series_found = len(series)
     scan.truncated = len(series) >= MAX_SERIES_LISTED
     quantiles = histograms(series)
-    names, scan.aggregated, scan.left_out = plan_reads(series, MAX_SERIES, service_label)
+    crediting = (pod_owners(series, service_label, workload_labels), service_label, workload_labels)
+    # The metrics with series credited to another service than their label names, and the
+    # workload label to read them by per service; planned at a series per service and pod.
+    by_pod = {}
+    for labels in series:
+        name = labels.get("__name__", "")
+        if name not in quantiles and credit(labels, *crediting) is not labels:
+            by_pod.setdefault(name, next(n for n in workload_labels if labels.get(n)))
+    planned = []
+    for labels in series:
+        labels = credit(labels, *crediting)
+        if (name := labels.get("__name__")) in by_pod:
+            group = (labels.get(service_label), labels.get(by_pod[name]))
+            labels = {**labels, service_label: group}
+        planned.append(labels)
+    names, scan.aggregated, scan.left_out = plan_reads(planned, MAX_SERIES, service_label)
     scan.histograms = sorted(quantiles - set(scan.left_out))
     scan.metrics = len(names) + len(scan.aggregated) + len(scan.left_out)
     try:
@@ -439,14 +514,15 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
         # Per service, counters are summed as rates, each over four steps (enough samples
         # at any usual scrape interval): a sum of counters jumps when a pod comes or goes.
         rates = f"rate({{{matcher}}}[{4 * step}s])"
+        by = f"{service_label}, {by_pod[name]}" if name in by_pod else service_label
         if name in quantiles and aggregated:
             query = (
                 f"histogram_quantile({HISTOGRAM_QUANTILE}, sum by ({service_label}, le) ({rates}))"
             )
         elif aggregated == "sum":
-            query = f"sum by ({service_label}) ({rates})"
+            query = f"sum by ({by}) ({rates})"
         elif aggregated:
-            query = f"{aggregated} by ({service_label}) ({query})"
+            query = f"{aggregated} by ({by}) ({query})"
         async with limit:
             try:
                 result = await prometheus.query_range(query, baseline[0], now, step)
@@ -469,7 +545,10 @@ async def scan_metrics(prometheus, selector, baseline, incident, *, now, service
                 (s.labels, as_rates(s.points) if cumulative and not aggregated else s.points)
                 for s in result.matrix
             ]
+        if aggregated and name in by_pod:
+            read = combine(read, aggregated, *crediting)
         for labels, points in read:
+            labels = credit(labels, *crediting)
             scored = score_series(points, *windows, metric=name, labels=labels, counter=cumulative)
             scored.aggregated, scored.quantile = aggregated, quantile
             scan.scores.append(scored)

@@ -627,3 +627,98 @@ def test_a_histogram_is_a_quantile_per_step_of_its_buckets_rates():
     assert [t for t, _ in points] == [30.0, 60.0, 90.0, 120.0]
     assert [round(v, 3) for _, v in points] == [0.09, 0.09, 0.5, 0.09]
     assert all(math.isnan(v) for _, v in nothing)
+
+
+def exporter_openmetrics():
+    """db and web, two pods each, report `busy` with their own service label. An exporter
+    found through the Service "kubelet" reports every pod's two containers' share of their
+    CPU limit; another, with no service label, counts db-2's restarts. From ONSET db-1's
+    main container holds 95% of its limit and db-2 restarts every 15 s."""
+    pods = {"db": ("db-1", "db-2"), "web": ("web-1", "web-2")}
+    times, t = [], START
+    while t < NOW + timedelta(minutes=5):
+        times.append(t)
+        t += timedelta(seconds=15)
+    lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
+    for service, pod in ((s, p) for s, ps in pods.items() for p in ps):
+        labels = f'namespace="shop",service="{service}",pod="{pod}"'
+        lines += [f"busy{{{labels}}} {40 + n % 3} {t.timestamp():.0f}" for n, t in enumerate(times)]
+    lines += ["# HELP limit_used_ratio Share of the limit used.", "# TYPE limit_used_ratio gauge"]
+    for pod, container in itertools.product(
+        ("db-1", "db-2", "web-1", "web-2"), ("main", "sidecar")
+    ):
+        labels = f'namespace="shop",service="kubelet",pod="{pod}",container="{container}"'
+        lines += [
+            f"limit_used_ratio{{{labels}}} "
+            f"{0.95 if (pod, container) == ('db-1', 'main') and t >= ONSET else 0.05 + n % 2 / 100}"
+            f" {t.timestamp():.0f}"
+            for n, t in enumerate(times)
+        ]
+    lines += ["# HELP restarts Container restarts.", "# TYPE restarts counter"]
+    restarts = 0
+    for t in times:
+        restarts += t >= ONSET
+        lines.append(
+            f'restarts_total{{namespace="shop",pod="db-2"}} {restarts} {t.timestamp():.0f}'
+        )
+    return "\n".join([*lines, "# EOF", ""])
+
+
+def test_a_pod_belongs_to_the_service_whose_series_cover_fewest_pods():
+    series = [
+        {"__name__": "busy", "service": "db", "pod": "db-1"},
+        {"__name__": "cpu", "service": "kubelet", "pod": "db-1"},
+        {"__name__": "cpu", "service": "kubelet", "pod": "web-1"},
+        {"__name__": "busy", "service": "web", "pod": "web-1"},
+        {"__name__": "busy", "service": "api", "pod": "shared"},  # a tie: no one's
+        {"__name__": "busy", "service": "batch", "pod": "shared"},
+        {"__name__": "up", "service": "db"},
+    ]
+    owners = metrics.pod_owners(series, "service", ["pod"])
+    assert owners == {("pod", "db-1"): "db", ("pod", "web-1"): "web"}
+    assert metrics.credit(series[1], owners, "service", ["pod"])["service"] == "db"
+    assert metrics.credit(series[0], owners, "service", ["pod"]) is series[0]
+    assert metrics.credit(series[4], owners, "service", ["pod"]) is series[4]
+    assert metrics.credit({"pod": "web-1"}, owners, "service", ["pod"]) == {
+        "pod": "web-1",
+        "service": "web",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", [5000, 9])
+def test_an_exporter_s_series_of_a_pod_are_its_service_s(tmp_path, monkeypatch, cap):
+    # 13 series: busy 4, limit_used_ratio 8, restarts_total 1. At a cap of 9, every metric
+    # per service (busy 2, limit_used_ratio 4 by service and pod, restarts_total 1), then
+    # busy and restarts_total series by series: limit_used_ratio is read per service and
+    # pod and combined per service as credited.
+    monkeypatch.setattr(metrics, "MAX_SERIES", cap)
+
+    async def main(url):
+        async with PrometheusClient(BackendConfig(url=url, name="Prometheus")) as prometheus:
+            return await scan_metrics(
+                prometheus,
+                '{namespace="shop"}',
+                BASELINE,
+                INCIDENT,
+                now=INCIDENT[1],
+                service_label="service",
+                workload_labels=["pod"],
+            )
+
+    with running_prometheus(exporter_openmetrics(), tmp_path) as url:
+        scan = asyncio.run(main(url))
+
+    assert scan.aggregated == ([] if cap == 5000 else ["limit_used_ratio"])
+    assert {s.labels.get("service") for s in scan.scores} == {"db", "web"}
+    used = max((s for s in scan.scores if s.metric == "limit_used_ratio"), key=lambda s: s.score)
+    assert used.labels["service"] == "db" and used.saturated == pytest.approx(0.95)
+    if cap == 5000:
+        assert used.labels["pod"] == "db-1" and used.labels["container"] == "main"
+    else:
+        assert used.labels == {"service": "db"} and used.aggregated == "max"
+        assert len(by_service(scan, "limit_used_ratio")) == 2
+    [restarts] = [s for s in scan.scores if s.metric == "restarts_total"]
+    assert restarts.labels["service"] == "db" and restarts.score > 10
+    suspects = rank_suspects(scan.scores, {}, "service")
+    assert [s.service for s in suspects] == ["db", "web"]
