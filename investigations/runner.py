@@ -23,7 +23,7 @@ from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
-from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS
+from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
 from investigations.signals.report import metric_label, percent, percentile
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
@@ -222,11 +222,16 @@ def signals_step(investigation, scope):
             f"read, over the scan's cap of {MAX_SERIES} series even as one series per "
             f"service, e.g. {', '.join(metric_scan.left_out[:3])}"
         )
+    if metric_scan:
+        credit_alerts(investigation, scope, service_label, metric_scan.owners)
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
     service_paths = scans["paths"].services if scans["paths"] else {}
     with step(
-        investigation, ToolCall.Agent.SIGNALS, "rank_suspects", {"service_label": service_label}
+        investigation,
+        ToolCall.Agent.SIGNALS,
+        "rank_suspects",
+        {"service_label": service_label, "alerting_services": scope.services},
     ) as call:
         suspects = signals.rank_suspects(
             metric_scores,
@@ -252,6 +257,22 @@ def signals_step(investigation, scope):
         if name in calls and calls[name].status == ToolCall.Status.OK
     }
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
+
+
+def credit_alerts(investigation, scope, service_label, owners):
+    """Name as the alerting services the services that own the alerts' pods (see
+    signals.metrics.pod_owners), where an alert names a pod and its service label names an
+    exporter, as kube-state-metrics' alerts do: a crash-looping container's alert says
+    service="...-kube-state-metrics", pod="cart-...". Saved in the scope."""
+    alerting = set()
+    for alert in investigation.alerts.all():
+        labels = credit(alert.labels, owners, service_label, settings.ROOTLINE_WORKLOAD_LABELS)
+        alerting.add(labels.get(service_label))
+    alerting.discard(None)
+    if alerting and alerting != set(scope.services):
+        scope.services = sorted(alerting)
+        investigation.scope = scope.as_dict()
+        investigation.save(update_fields=["scope"])
 
 
 async def run_scans(prometheus, loki, selector, service_label, baseline, incident):

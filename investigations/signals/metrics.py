@@ -173,6 +173,7 @@ class MetricScan:
     aggregated: list[str] = field(default_factory=list)  # metrics read per service
     left_out: list[str] = field(default_factory=list)  # metrics not read, over the cap
     histograms: list[str] = field(default_factory=list)  # read as HISTOGRAM_QUANTILE
+    owners: dict = field(default_factory=dict)  # see pod_owners
 
 
 def plan_reads(series, cap, service_label):
@@ -474,7 +475,8 @@ async def scan_metrics(
     scan.series_found = len(series)
     scan.truncated = len(series) >= MAX_SERIES_LISTED
     quantiles = histograms(series)
-    crediting = (pod_owners(series, service_label, workload_labels), service_label, workload_labels)
+    scan.owners = pod_owners(series, service_label, workload_labels)
+    crediting = (scan.owners, service_label, workload_labels)
     # The metrics with series credited to another service than their label names, and the
     # workload label to read them by per service; planned at a series per service and pod.
     by_pod = {}

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from investigations import runner
 from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import build_report, metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
@@ -29,6 +30,7 @@ from investigations.signals.metrics import (
 )
 from investigations.signals.report import evidence_gist
 from investigations.telemetry import BackendConfig, PrometheusClient
+from tests.factories import make_alert, make_investigation
 from tests.realprometheus import running_prometheus
 
 STEP = 30
@@ -722,3 +724,32 @@ def test_an_exporter_s_series_of_a_pod_are_its_service_s(tmp_path, monkeypatch, 
     assert restarts.labels["service"] == "db" and restarts.score > 10
     suspects = rank_suspects(scan.scores, {}, "service")
     assert [s.service for s in suspects] == ["db", "web"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_alert_on_an_exporter_s_series_names_the_pod_s_service(tmp_path, settings):
+    # A crash-looping container's alert, as kube-state-metrics' rules raise it: its service
+    # label names the exporter, its pod db-2. The investigation names db as the alerting
+    # service, and the exporter is no suspect.
+    settings.ROOTLINE_LOKI_URL = ""
+    alert = make_alert(
+        alertname="PodCrashLooping",
+        namespace="shop",
+        service="kube-state-metrics",
+        pod="db-2",
+        starts_at=ALERT,
+    )
+    investigation = make_investigation(alert, as_of=NOW)
+
+    with running_prometheus(exporter_openmetrics(), tmp_path) as url:
+        settings.ROOTLINE_PROMETHEUS_URL = url
+        runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed"
+    assert investigation.scope["services"] == ["db"]
+    assert [s["service"] for s in investigation.suspects] == ["db"]
+    assert "db, the alerting service itself" in investigation.report["summary"]
+    ranked = investigation.steps.get(tool="rank_suspects")
+    assert ranked.input["alerting_services"] == ["db"]
