@@ -1,3 +1,5 @@
+from urllib.parse import parse_qs, urlsplit
+
 from django.db import models
 from django.utils import timezone
 
@@ -94,3 +96,9 @@ class Alert(models.Model):
 
     def label(self, name, default=""):
         return self.labels.get(name, default)
+
+    @property
+    def expression(self):
+        """The PromQL expression of the rule that raised the alert, from its generator URL
+        (Prometheus and its rulers link to `/graph?g0.expr=...`); "" when it names none."""
+        return parse_qs(urlsplit(self.generator_url).query).get("g0.expr", [""])[0]

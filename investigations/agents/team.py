@@ -259,6 +259,7 @@ def briefing(context, suspects, signals_summary, asked=""):
         {
             "labels": a["labels"],
             "annotations": a["annotations"],
+            "expression": a.get("expression", ""),
             "status": a["status"],
             "starts_at": a["starts_at"],
         }

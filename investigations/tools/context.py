@@ -7,6 +7,7 @@ from investigations.tools.base import Tool, ToolContext, ToolResult
 from investigations.tools.compaction import estimate_tokens
 
 MAX_RELATED_ALERTS = 20
+MAX_EXPRESSION_CHARS = 500
 
 
 class NoInput(BaseModel):
@@ -23,6 +24,7 @@ def alert_dict(alert):
         "labels": alert.labels,
         "annotations": alert.annotations,
         "generator_url": alert.generator_url,
+        "expression": alert.expression,
         "receive_count": alert.receive_count,
     }
 
@@ -115,7 +117,9 @@ def _alert_line(alert):
     line = (
         f"- {name} [{alert['status']}] since {alert['starts_at'][:19]}Z {_compact_labels(labels)}"
     )
-    return f"{line}: {about[:200]}" if about else line
+    line = f"{line}: {about[:200]}" if about else line
+    expression = alert.get("expression")
+    return f"{line} (rule: {expression[:MAX_EXPRESSION_CHARS]})" if expression else line
 
 
 def _compact_labels(labels):
@@ -131,7 +135,8 @@ TOOLS = [
         name="alert_context",
         description=(
             "The alerts this investigation is about: labels, annotations (summary, "
-            "description, runbook), start times and status, the other alerts of the same "
+            "description, runbook), the PromQL of the rule that raised each, start times and "
+            "status, the other alerts of the same "
             "Alertmanager group, and alerts the metric store's rules hold now in the same "
             "scope; plus the scope's label matchers and the baseline and incident windows. "
             "Start here."

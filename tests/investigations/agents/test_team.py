@@ -407,3 +407,25 @@ def test_when_one_analyst_fails_the_other_is_stopped_and_every_step_ends(setting
     unfinished = [(s.agent, s.tool) for s in steps(investigation) if s.finished_at is None]
     assert unfinished == []
     assert len(server.requests_of(LOGS)) == 1  # stopped before its second turn
+
+
+def test_the_briefing_gives_each_alert_s_rule_expression():
+    expression = "histogram_quantile(0.99, sum by (le) (rate(rpc_duration_seconds_bucket[5m]))) > 2"
+    alert = {
+        "labels": {"alertname": "SlowRPC", "service": "checkout"},
+        "annotations": {},
+        "expression": expression,
+        "status": "firing",
+        "starts_at": STARTS_AT.isoformat(),
+    }
+    context = ToolContext(
+        now=STARTS_AT,
+        incident=(STARTS_AT - timedelta(minutes=2), STARTS_AT),
+        baseline=(STARTS_AT - timedelta(hours=1), STARTS_AT - timedelta(minutes=2)),
+        alerts=[alert],
+    )
+
+    text = team.briefing(context, [], "nothing changed")
+
+    listed = json.loads(text[text.index("[") : text.index("]\n\nScope") + 1])
+    assert listed[0]["expression"] == expression

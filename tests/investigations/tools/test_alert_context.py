@@ -75,3 +75,20 @@ def test_a_storm_is_held_to_the_budget():
 
     assert estimate_tokens(result.text) <= 300
     assert len(result.data["alerts"]) == 40  # the timeline keeps all of them
+
+
+def test_it_shows_the_rule_expression_from_the_generator_url():
+    fired = alert("aa01")
+    Alert.objects.filter(pk=fired.pk).update(
+        generator_url="http://prometheus.example:9090/graph?g0.expr="
+        "sum%28rate%28http_requests_total%7Bcode%3D~%225..%22%7D%5B5m%5D%29%29+%3E+1&g0.tab=1"
+    )
+    elsewhere = alert("aa02", starts_at=T0 + timedelta(minutes=1))
+    Alert.objects.filter(pk=elsewhere.pk).update(generator_url="https://grafana.example/alerting")
+
+    result = run_alert_context(investigated(fired, elsewhere))
+
+    expression = 'sum(rate(http_requests_total{code=~"5.."}[5m])) > 1'
+    assert f"(rule: {expression})" in result.text
+    assert [a["expression"] for a in result.data["alerts"]] == [expression, ""]
+    assert result.text.count("(rule: ") == 1
