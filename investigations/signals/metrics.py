@@ -44,7 +44,8 @@ with the Service it was found through: kube-prometheus-stack's container CPU say
 service="kube-prometheus-stack-kubelet"). Such
 a series is credited to the service whose series cover the fewest pods among those on its
 pod: the pod's own service covers its few pods, an exporter every pod of the namespace.
-Read per service, such a metric is read per service and pod and combined as credited.
+Read per service, such a metric is read per service and pod and combined as credited (but
+a histogram: its quantiles cannot be combined).
 
 A ratio at its ceiling is saturation, the "S" of the USE method: a series whose name ends
 in `_ratio` (Prometheus' base unit for a share, 0 to 1: a CPU or memory limit used, a disk
@@ -239,6 +240,30 @@ def credit(labels, owners, service_label, workload_labels):
                 labels if labels.get(service_label) == owner else {**labels, service_label: owner}
             )
     return labels
+
+
+def credited(series, histogram_names, owners, service_label, workload_labels):
+    """(the label sets `series` credited to their services, as plan_reads is to count them;
+    {metric: the workload label to read it by per service}): a metric with series credited
+    to another service than their label names is read per service and workload, and
+    combined; not a histogram, whose quantile per service cannot be combined, so that read
+    per service it stays with the service its label names."""
+    by_workload = {}
+    for labels in series:
+        name = labels.get("__name__", "")
+        if (
+            name not in histogram_names
+            and credit(labels, owners, service_label, workload_labels) is not labels
+        ):
+            by_workload.setdefault(name, next(n for n in workload_labels if labels.get(n)))
+    planned = []
+    for labels in series:
+        labels = credit(labels, owners, service_label, workload_labels)
+        if (name := labels.get("__name__")) in by_workload:
+            group = (labels.get(service_label), labels.get(by_workload[name]))
+            labels = {**labels, service_label: group}
+        planned.append(labels)
+    return planned, by_workload
 
 
 def combine(read, how, owners, service_label, workload_labels):
@@ -477,20 +502,7 @@ async def scan_metrics(
     quantiles = histograms(series)
     scan.owners = pod_owners(series, service_label, workload_labels)
     crediting = (scan.owners, service_label, workload_labels)
-    # The metrics with series credited to another service than their label names, and the
-    # workload label to read them by per service; planned at a series per service and pod.
-    by_pod = {}
-    for labels in series:
-        name = labels.get("__name__", "")
-        if name not in quantiles and credit(labels, *crediting) is not labels:
-            by_pod.setdefault(name, next(n for n in workload_labels if labels.get(n)))
-    planned = []
-    for labels in series:
-        labels = credit(labels, *crediting)
-        if (name := labels.get("__name__")) in by_pod:
-            group = (labels.get(service_label), labels.get(by_pod[name]))
-            labels = {**labels, service_label: group}
-        planned.append(labels)
+    planned, by_pod = credited(series, quantiles, *crediting)
     names, scan.aggregated, scan.left_out = plan_reads(planned, MAX_SERIES, service_label)
     scan.histograms = sorted(quantiles - set(scan.left_out))
     scan.metrics = len(names) + len(scan.aggregated) + len(scan.left_out)
