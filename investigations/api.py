@@ -25,7 +25,7 @@ from pydantic import (
 
 from accounts.auth import API_AUTH
 from alerts.models import Alert
-from alerts.schemas import ErrorOut, storable
+from alerts.schemas import ErrorOut, storable, utc
 from alerts.views import filter_alerts
 from investigations.models import Investigation, ToolCall
 from investigations.scope import (
@@ -76,7 +76,10 @@ def since_earliest(value):
     return value
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(iso_time), AfterValidator(since_earliest)]
+# In UTC (alerts.schemas.utc): ISO 8601 admits offsets PostgreSQL cannot store (+20:30).
+Time = Annotated[
+    AwareDatetime, BeforeValidator(iso_time), AfterValidator(since_earliest), AfterValidator(utc)
+]
 # No NUL character: PostgreSQL's text cannot hold one, nor compare with one.
 Text = Annotated[str, AfterValidator(storable)]
 AlertStatus = one_of(Alert.Status)
