@@ -248,17 +248,14 @@ def credited(series, histogram_names, owners, service_label, workload_labels):
     to another service than their label names is read per service and workload, and
     combined; not a histogram, whose quantile per service cannot be combined, so that read
     per service it stays with the service its label names."""
+    pairs = [(labels, credit(labels, owners, service_label, workload_labels)) for labels in series]
     by_workload = {}
-    for labels in series:
+    for labels, credited_labels in pairs:
         name = labels.get("__name__", "")
-        if (
-            name not in histogram_names
-            and credit(labels, owners, service_label, workload_labels) is not labels
-        ):
+        if name not in histogram_names and credited_labels is not labels:
             by_workload.setdefault(name, next(n for n in workload_labels if labels.get(n)))
     planned = []
-    for labels in series:
-        labels = credit(labels, owners, service_label, workload_labels)
+    for _, labels in pairs:
         if (name := labels.get("__name__")) in by_workload:
             group = (labels.get(service_label), labels.get(by_workload[name]))
             labels = {**labels, service_label: group}
