@@ -129,7 +129,10 @@ class SuspectOut(BaseModel):
         "`aggregated` is `avg`, `max` or `sum` where the series stands for all of the "
         "service's, averaged, their highest (a share) or summed as rates, read so because "
         "they were over the scan's cap; `quantile` is the quantile a histogram's buckets were "
-        "read as, else null), `logs` "
+        "read as, else null; `stopped` is when a steady series stopped reporting, unix "
+        "seconds, else null), `silence` (every steady series of the service stopped and none "
+        "still reports: `series` and `metrics` count them, `onset` and `last` are the first "
+        "and last of their stops), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

@@ -8,6 +8,7 @@ its notifications are queued (investigations.notify).
 
 import asyncio
 import logging
+from collections import Counter
 from contextlib import AsyncExitStack, contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -253,7 +254,12 @@ def signals_step(investigation, scope):
     investigation.save(update_fields=["suspects"])
     evidence_steps = {
         kind: calls[name].sequence
-        for kind, name in (("metric", "metrics"), ("logs", "logs"), ("paths", "paths"))
+        for kind, name in (
+            ("metric", "metrics"),
+            ("silence", "metrics"),
+            ("logs", "logs"),
+            ("paths", "paths"),
+        )
         if name in calls and calls[name].status == ToolCall.Status.OK
     }
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
@@ -331,6 +337,11 @@ def _describe_metric_scan(scan, service_label):
 
     top = [entry(s) for s in scan.scores[:20]]
     saturated = [entry(s) for s in scan.scores if s.saturated is not None][:20]
+    stopped = Counter(
+        s.labels[service_label]
+        for s in scan.scores
+        if s.stopped is not None and s.labels.get(service_label)
+    )
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
         f"{' (capped)' if scan.truncated else ''}"
@@ -341,6 +352,13 @@ def _describe_metric_scan(scan, service_label):
         + "".join(
             f"saturated: {t['metric']} of {t['service']} ({percent(t['saturated'])}); "
             for t in saturated[:5]
+        )
+        + (
+            "stopped reporting: "
+            + ", ".join(f"{n} series of {service}" for service, n in stopped.most_common(5))
+            + "; "
+            if stopped
+            else ""
         )
         + (
             "most abnormal: "
@@ -361,6 +379,7 @@ def _describe_metric_scan(scan, service_label):
         "step_seconds": scan.step_seconds,
         "top": top,
         "saturated": saturated,
+        "stopped": dict(stopped.most_common(20)),
         "errors": scan.errors[:20],
     }
     return output, text

@@ -55,6 +55,15 @@ baseline median was below it and the move is a change (CHANGE_SIGMAS, as scored 
 to 0.81 is not), is marked `saturated` with the level it held, however small its deviation
 beyond that (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
 than an idle service's sparse latency). The suffix is the naming convention, not a metric.
+
+A series that stops is a change too: one that reported steadily through the baseline (at
+least SILENT_COVERAGE of its usual interval's samples, up to its end) and has said nothing
+for SILENT_AFTER (and SILENT_INTERVALS of its intervals, so that a scrape or an ingest
+running late is not a stop) before the scan's "now" stopped in the incident: a pod deleted
+or evicted, a process that crashed and is not back, a target its Prometheus can no longer
+scrape. It is `stopped` at the time of its first missing sample and scores as a series that
+appeared does (a clear change of unknown size), unless its values moved more before it
+stopped. A gap that heals before "now" is not a stop.
 """
 
 import asyncio
@@ -90,8 +99,13 @@ INCIDENT_RELATIVE_SCALE = 0.001
 MAX_SCORE = 1e6
 CHANGE_SIGMAS = 3.0
 # A series with no baseline that shows up in the incident (a new pod, a new error code):
-# a clear change, though of unknown size.
+# a clear change, though of unknown size. So is a steady series that stops (see the
+# module's docstring): the share of its usual samples it must have had in the baseline,
+# and how long it must have been silent, in time and in its own intervals.
 APPEARED_SCORE = 10.0
+SILENT_COVERAGE = 0.9
+SILENT_AFTER = 120
+SILENT_INTERVALS = 3
 # How long a change must hold to count in full, and what a briefer one (two consecutive
 # points) counts (measured on the case packs: 90 to 120 s and 0.05 to 0.15 score alike;
 # docs/BENCHMARKS.md).
@@ -143,6 +157,9 @@ class SeriesScore:
     aggregated: str = ""
     # The quantile a histogram's buckets were read as (HISTOGRAM_QUANTILE), else None.
     quantile: float | None = None
+    # Unix seconds of the first sample a steady series no longer reported (see the
+    # module's docstring), else None.
+    stopped: float | None = None
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -160,6 +177,7 @@ class SeriesScore:
             "saturated": self.saturated,
             "aggregated": self.aggregated,
             "quantile": self.quantile,
+            "stopped": self.stopped,
         }
 
 
@@ -352,9 +370,40 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     """The SeriesScore of one series (`metric`, `labels` and `counter` are only carried).
 
     `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
-    seconds. A series with no baseline points but incident points appeared: scored as a
-    change from nothing. With no incident points it scores 0.
+    seconds, the incident's end being the scan's "now". A series with no baseline points but
+    incident points appeared: scored as a change from nothing. A steady series that stopped
+    reporting in the incident scores as much (see `stopped`), or what its values did before,
+    if more. Otherwise, with no incident points it scores 0.
     """
+    scored = _score_values(points, baseline, incident, metric, labels, counter)
+    scored.stopped = stopped(points, baseline, incident[1])
+    if scored.stopped is not None and scored.score < APPEARED_SCORE:
+        scored.score, scored.direction, scored.onset = APPEARED_SCORE, -1, scored.stopped
+        scored.returns, scored.saturated = 0, None
+    return scored
+
+
+def stopped(points, baseline, now):
+    """When a series that reported steadily through `baseline` ((start, end) unix seconds)
+    stopped: the unix seconds of its first missing sample, when it has been silent since for
+    SILENT_AFTER and SILENT_INTERVALS of its usual interval before `now`; else None."""
+    times = [t for t, _ in points]
+    usual = [t for t in times if baseline[0] <= t < baseline[1]]
+    if len(usual) < 3:
+        return None
+    interval = statistics.median(b - a for a, b in itertools.pairwise(usual))
+    if interval <= 0:
+        return None
+    steady = len(usual) >= SILENT_COVERAGE * (baseline[1] - baseline[0]) / interval
+    if not steady or usual[-1] < baseline[1] - 2 * interval:
+        return None  # sparse, or already silent before the incident
+    last = times[-1]
+    if now - last < max(SILENT_AFTER, SILENT_INTERVALS * interval):
+        return None
+    return last + interval
+
+
+def _score_values(points, baseline, incident, metric, labels, counter):
     scored = SeriesScore(metric, labels or {}, 0.0, 0, None, None, None, counter)
     base = [v for t, v in points if baseline[0] <= t < baseline[1] and math.isfinite(v)]
     inside = [(t, v) for t, v in points if incident[0] <= t <= incident[1] and math.isfinite(v)]

@@ -78,6 +78,14 @@ def _describe(suspect):
         if item["kind"] == "metric":
             series = _series_name(item)
             when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
+            if item.get("stopped") is not None:
+                when += f", then stopped reporting from {_clock(item['stopped'])}"
+            if item.get("stopped") is not None and item.get("onset") == item["stopped"]:
+                parts.append(
+                    f"{series} stopped reporting from {_clock(item['stopped'])} (baseline "
+                    f"median {_num(item['baseline'])})"
+                )
+                continue
             if item.get("saturated") is not None:
                 parts.append(
                     f"{series} held at {percent(item['saturated'])} or more "
@@ -94,6 +102,14 @@ def _describe(suspect):
                 f"{series} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
                 f"{item['score']:.0f} robust deviations{usual}){when}"
+            )
+        elif item["kind"] == "silence":
+            parts.append(
+                f"all {_count(item['series'], 'series', 'series')} of it that reported "
+                f"steadily through the baseline ({_count(item['metrics'], 'metric', 'metrics')})"
+                f" stopped reporting from {_clock(item['onset'])}"
+                + (f" to {_clock(item['last'])}" if item["last"] != item["onset"] else "")
+                + ", and none of its series reports any more"
             )
         elif item["kind"] == "paths":
             parts.append(
@@ -170,11 +186,16 @@ def evidence_gist(item):
     """One evidence item (Suspect.evidence) in a few words, for the suspect lists of the
     admin and the investigation page; "" for a kind it does not know."""
     kind = item.get("kind")
-    if kind == "metric":
+    if kind == "metric" and item.get("stopped") and item.get("onset") == item["stopped"]:
+        text = f"{metric_label(item)} stopped ({item['score']:.1f})"
+    elif kind == "metric":
         text = f"{metric_label(item)} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""
         text += ", saturated" if item.get("saturated") is not None else ""
         text += ", all its series" if item.get("aggregated") else ""
+        text += ", then stopped" if item.get("stopped") is not None else ""
+    elif kind == "silence":
+        text = f"stopped reporting ({_count(item['series'], 'series', 'series')})"
     elif kind == "paths":
         text = f"{item['incident_diverged']} requests stopped here"
     elif kind == "logs":
@@ -205,6 +226,12 @@ def _next_steps(top, alerting_services, unchecked):
                 f"{top.service}'s {full[0]['metric']} held at its ceiling: find what uses it "
                 "(a hot loop, a neighbour on the node, more traffic) and whether its limit "
                 "fits; throttling there slows every request through it."
+            )
+        if any(item["kind"] == "silence" for item in top.evidence):
+            steps.append(
+                f"{top.service} no longer reports any metric: check that its pods are running "
+                "(deleted, evicted, crash-looping, scaled to zero) and that Prometheus still "
+                "scrapes them (their targets' `up`)."
             )
         if top.service not in alerting_services:
             steps.append(
@@ -256,6 +283,10 @@ def percentile(quantile):
 
 def _clock(seconds):
     return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
+def _count(n, one, many):
+    return f"{n} {one if n == 1 else many}"
 
 
 def _num(value):

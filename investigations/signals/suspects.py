@@ -14,6 +14,9 @@ Each modality ranks services on its own, then the two are combined:
   above their baseline rate (see paths.score_paths).
 - saturation: a ratio of the service held at its ceiling (a CPU or memory limit used up;
   see metrics.py), 1 shared among the services saturated on the same metric.
+- silence: every series of the service that reported steadily stopped in the incident
+  and none still reports (see metrics.py's `stopped`): the service is down or gone, or
+  Prometheus no longer reaches it; 1 shared among the services that went silent.
 
 Each is scaled to 0..1 by the best service of its kind and they are added, so that a
 service abnormal in several leads. Request paths count twice and, where there is log
@@ -22,8 +25,11 @@ move with load, error lines come from where the code fails, and a faulty service
 no error still stops the requests through it; docs/BENCHMARKS.md). Saturation counts as
 much as the best service of a kind: a limit used up throttles whatever runs there, and its
 size in robust deviations says little (a CPU from 1% of its limit to 100% moves less than
-an idle caller's sparse latency). Ties go to the earliest change: a fault shows first where
-it is.
+an idle caller's sparse latency). Silence counts as much as request paths: both say the
+service stopped doing its work, and a service that no longer reports at all cannot show
+its fault in its values, while its callers' failures show in their metrics and their logs
+(up to 1.5 together) and must not outweigh it. Ties go to the earliest change: a fault
+shows first where it is.
 
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
@@ -44,6 +50,7 @@ MAX_EVIDENCE = 5
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
 SATURATION_WEIGHT = 1.0
+SILENCE_WEIGHT = 2.0
 LATE_AFTER = 60
 LATE_WEIGHT = 0.1
 
@@ -56,6 +63,7 @@ class Suspect:
     log_score: float = 0.0
     path_score: float = 0.0
     saturation_score: float = 0.0
+    silence_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
 
@@ -67,6 +75,7 @@ class Suspect:
             "log_score": round(self.log_score, 3),
             "path_score": round(self.path_score, 3),
             "saturation_score": round(self.saturation_score, 3),
+            "silence_score": round(self.silence_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
         }
@@ -138,6 +147,12 @@ def rank_suspects(
         if paths.score > 0:
             suspect = suspects.setdefault(service, Suspect(service))
             suspect.path_score = weigh(suspect, paths)
+    silent = silences(metric_scores, service_label)
+    for service, evidence in silent.items():
+        suspect = suspects.setdefault(service, Suspect(service))
+        suspect.silence_score = 1 / len(silent)
+        suspect.evidence.insert(0, evidence)
+        suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)
     top_path = max((s.path_score for s in suspects.values()), default=0)
@@ -148,8 +163,34 @@ def rank_suspects(
             + (suspect.log_score / top_log if top_log else 0.0)
             + (PATH_WEIGHT * suspect.path_score / top_path if top_path else 0.0)
             + SATURATION_WEIGHT * suspect.saturation_score
+            + SILENCE_WEIGHT * suspect.silence_score
         )
     return sorted(
         suspects.values(),
         key=lambda s: (-round(s.score, 6), s.onset if s.onset is not None else math.inf, s.service),
     )
+
+
+def silences(metric_scores, service_label):
+    """{service: its `silence` evidence} for the services whose every steady series stopped
+    in the incident (SeriesScore.stopped) while none of theirs still reports."""
+    stopped, reporting = {}, set()
+    for series in metric_scores:
+        service = series.labels.get(service_label)
+        if not service:
+            continue
+        if series.stopped is not None:
+            stopped.setdefault(service, []).append(series)
+        elif series.incident_peak is not None:
+            reporting.add(service)
+    return {
+        service: {
+            "kind": "silence",
+            "series": len(found),
+            "metrics": len({s.metric for s in found}),
+            "onset": min(s.stopped for s in found),
+            "last": max(s.stopped for s in found),
+        }
+        for service, found in stopped.items()
+        if service not in reporting
+    }

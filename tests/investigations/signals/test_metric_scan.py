@@ -20,6 +20,7 @@ from investigations import runner
 from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import build_report, metrics, rank_suspects, scan_metrics
 from investigations.signals.metrics import (
+    APPEARED_SCORE,
     BRIEF_WEIGHT,
     ROUTINE_WEIGHT,
     SATURATION_LEVEL,
@@ -311,7 +312,11 @@ def test_scores_on_plain_points():
     assert scored.score > 10 and scored.direction == 1 and scored.onset == 600
     assert scored.baseline_median == 11 and scored.incident_peak == 30
     assert scored.returns == 0 and scored.metric == "m" and scored.labels == {"a": "b"}
-    assert score_series(base, (0, 600), (600, 900)).score == 0  # nothing in the incident
+    # Nothing in the incident: a steady series stopped, a sparse one just said nothing.
+    silent = score_series(base, (0, 600), (600, 900))
+    assert (silent.score, silent.stopped) == (APPEARED_SCORE, 600)
+    sparse = [(t, v) for t, v in base if t < 120 or t >= 450]
+    assert score_series(sparse, (0, 600), (600, 900)).score == 0
     flat = [(t, 0.0) for t in range(0, 600, 30)] + [(t, 0.0) for t in range(600, 900, 30)]
     assert score_series(flat, (0, 600), (600, 900)).score == 0
     with_nan = [*step, (930, math.nan)]

@@ -1,0 +1,178 @@
+"""A series that stops reporting, and a service that went silent altogether.
+
+The scenario, served by a real Prometheus (backfilled by promtool): `web`, the alerting
+service, fails and slows from a minute after ONSET; `cart` (one pod) stops reporting at
+ONSET, every series of it; `checkout` is rolled (its old pod stops at ONSET, a new one
+starts then); `cache` is noise only.
+"""
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from investigations.runner import _describe_metric_scan as describe
+from investigations.signals import build_report, rank_suspects, scan_metrics, suspects
+from investigations.signals.metrics import APPEARED_SCORE, score_series, stopped
+from investigations.signals.report import evidence_gist
+from investigations.telemetry import BackendConfig, PrometheusClient
+from tests.realprometheus import running_prometheus
+
+# Unix seconds for the unit tests: an hour of baseline, five minutes of incident.
+BASELINE, INCIDENT = (0, 3600), (3600, 3900)
+
+
+def every(interval, start=0, end=3900, skip=()):
+    return [
+        (t, 1.0) for t in range(start, end + 1, interval) if not any(a <= t < b for a, b in skip)
+    ]
+
+
+def test_a_steady_series_that_stops_in_the_incident_stopped_at_its_first_missing_sample():
+    assert stopped(every(30, end=3660), BASELINE, now=3900) == 3690
+
+
+def test_a_late_scrape_or_ingest_is_not_a_stop():
+    # Silent for the last 60 s (two steps): Prometheus may not have the samples yet.
+    assert stopped(every(30, end=3840), BASELINE, now=3900) is None
+    # A target scraped every minute must miss three scrapes, not two.
+    assert stopped(every(60, end=3780), BASELINE, now=3900) is None
+    assert stopped(every(60, end=3720), BASELINE, now=3900) == 3780
+
+
+def test_a_gap_that_heals_a_sparse_series_and_an_earlier_stop_are_not_stops():
+    healed = every(30, skip=[(3600, 3800)])
+    # Five minutes on, five off: half the samples of its interval.
+    sparse = [(t, v) for t, v in every(30) if (t // 300) % 2 == 0 and t <= 3700]
+    earlier = every(30, end=3500)
+
+    assert stopped(healed, BASELINE, now=3900) is None
+    assert stopped(sparse, BASELINE, now=3900) is None
+    assert stopped(earlier, BASELINE, now=3900) is None
+
+
+def test_a_stop_scores_as_an_appearance_unless_the_values_moved_more_before_it():
+    flat = score_series(every(30, end=3660), BASELINE, INCIDENT)
+    assert (flat.score, flat.direction, flat.onset, flat.stopped) == (
+        APPEARED_SCORE,
+        -1,
+        3690,
+        3690,
+    )
+
+    rng = random.Random(1)
+    climbing = [(t, 100 + rng.gauss(0, 1) + (400 if t >= 3600 else 0)) for t, _ in every(30)]
+    oom = score_series([p for p in climbing if p[0] <= 3750], BASELINE, INCIDENT)
+    assert oom.score > APPEARED_SCORE and oom.direction == 1 and oom.onset == 3600
+    assert oom.stopped == 3780
+
+    alive = score_series(every(30), BASELINE, INCIDENT)
+    assert alive.stopped is None and alive.score == 0
+
+
+STEP = 15
+START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+ONSET = START + timedelta(minutes=60)
+NOW = ONSET + timedelta(minutes=6)
+WINDOWS = (START, ONSET - timedelta(minutes=2)), (ONSET - timedelta(minutes=2), NOW)
+
+
+def openmetrics():
+    rng = random.Random(3)
+    end = NOW + timedelta(minutes=30)
+    pods = {  # pod: (service, first sample, last sample)
+        "web-5d8f": ("web", START, end),
+        "cart-7f9c": ("cart", START, ONSET - timedelta(seconds=STEP)),
+        "checkout-old": ("checkout", START, ONSET - timedelta(seconds=STEP)),
+        "checkout-new": ("checkout", ONSET, end),
+        "cache-0": ("cache", START, end),
+    }
+    failing = ONSET + timedelta(minutes=1)
+    lines = ["# HELP inflight Requests in progress.", "# TYPE inflight gauge"]
+    for pod, (service, first, last) in pods.items():
+        t = first
+        while t <= last:
+            busy = 60 if service == "web" and t >= failing else 20
+            labels = f'namespace="shop",service="{service}",pod="{pod}"'
+            lines.append(f"inflight{{{labels}}} {busy + rng.gauss(0, 1):.3f} {t.timestamp():.0f}")
+            t += timedelta(seconds=STEP)
+    lines += ["# HELP requests Requests served.", "# TYPE requests counter"]
+    for pod, (service, first, last) in pods.items():
+        total, t = 0.0, first
+        while t <= last:
+            total += 10 + rng.random()
+            labels = f'namespace="shop",service="{service}",pod="{pod}"'
+            lines.append(f"requests_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
+            t += timedelta(seconds=STEP)
+    lines += ["# HELP failures Requests failed.", "# TYPE failures counter"]
+    total, t = 0.0, START
+    while t <= end:
+        total += 75 if t >= failing else 1.5 * rng.random()
+        labels = 'namespace="shop",service="web",pod="web-5d8f"'
+        lines.append(f"failures_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
+        t += timedelta(seconds=STEP)
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    async def main(url):
+        async with PrometheusClient(BackendConfig(url=url, name="Prometheus")) as prometheus:
+            return await scan_metrics(
+                prometheus, '{namespace="shop"}', *WINDOWS, now=NOW, service_label="service"
+            )
+
+    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
+        return asyncio.run(main(url))
+
+
+@pytest.mark.slow
+def test_the_series_of_a_pod_that_went_away_stopped_where_it_did(scan):
+    stops = {(s.metric, s.labels["pod"]): s.stopped for s in scan.scores if s.stopped}
+
+    assert set(stops) == {
+        ("inflight", "cart-7f9c"),
+        ("requests_total", "cart-7f9c"),
+        ("inflight", "checkout-old"),
+        ("requests_total", "checkout-old"),
+    }
+    for at in stops.values():
+        assert ONSET.timestamp() - 30 <= at <= ONSET.timestamp() + 30
+
+
+@pytest.mark.slow
+def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monkeypatch):
+    ranked = rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])
+
+    assert [s.service for s in ranked[:2]] == ["cart", "web"]
+    cart = ranked[0]
+    assert cart.evidence[0] == {
+        "kind": "silence",
+        "series": 2,
+        "metrics": 2,
+        "onset": cart.evidence[0]["onset"],
+        "last": cart.evidence[0]["last"],
+    }
+    assert evidence_gist(cart.evidence[0]) == "stopped reporting (2 series)"
+    # A rolled service still reports through its new pod: no silence, only its old
+    # pod's series' stops and the new one's appearance.
+    checkout = next(s for s in ranked if s.service == "checkout")
+    assert checkout.silence_score == 0
+    assert all(item["kind"] == "metric" for item in checkout.evidence)
+
+    report, text = build_report(ranked, alerting_services=["web"], unchecked=[])
+    assert report["root_cause"]["service"] == "cart"
+    assert (
+        "all 2 series of it that reported steadily through the baseline (2 metrics) stopped "
+        "reporting from " in text
+    )
+    assert evidence_gist(cart.evidence[1]).endswith(" stopped (10.0)")
+    assert any("no longer reports any metric" in step for step in report["next_steps"])
+    assert (
+        "stopped reporting: 2 series of cart, 2 series of checkout" in describe(scan, "service")[1]
+    )
+
+    # Without its silence, cart is one series' stop among web's failures.
+    monkeypatch.setattr(suspects, "SILENCE_WEIGHT", 0)
+    assert rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])[0].service == "web"
