@@ -2,7 +2,7 @@
 scan where it has thousands of series to read.
 
     .venv/bin/python bench/scale_pack.py OUT_DIR [--series 5000] [--services 40]
-        [--cases 6] [--step 30] [--seed 1] [--histograms]
+        [--cases 6] [--step 30] [--seed 1] [--histograms] [--crashes]
     .venv/bin/python bench/rca_accuracy.py OUT_DIR
 
 The pack is in the format of shared/data/rca-cases/README.md (metrics only). The real packs
@@ -13,9 +13,10 @@ three pods each, call one another in tiers under `frontend`; each pod has the se
 more application gauges as reach `--series` (queue depths, pool sizes, cache ratios: noise,
 drift, and routine jumps such as a job every quarter of an hour). Each case injects one
 fault into one service: its CPU held near its limit, its latency up, its errors up, or its
-memory leaking. The fault reaches the callers as it would, scaled down at each hop (their
-client latency, their errors), and the alert fires on `frontend` a minute after the
-injection, as in the real packs.
+memory leaking; with `--crashes`, every fifth case its pods stop reporting altogether for
+the fault's minutes (down, as a crashed or deleted pod is). The fault reaches the callers
+as it would, scaled down at each hop (their client latency, their errors), and the alert
+fires on `frontend` a minute after the injection, as in the real packs.
 
 What this measures is time and what happens at the cap. The accuracy it gives is on data
 made up here, tuned by no one, and is no evidence of accuracy on real incidents: the real
@@ -39,6 +40,7 @@ FAULT_MINUTES = 8
 PODS = 3
 HOPS_DECAY = 0.6  # how much of a fault's effect reaches each caller up the tree
 FAULTS = ("cpu", "latency", "errors", "memory")
+CRASH = "crash"  # --crashes: no sample of the service's pods while it lasts
 # (name, kind): the series every pod has; APP_KINDS fill the rest.
 FAMILIES = (
     ("process_cpu_usage_ratio", "cpu"),
@@ -74,11 +76,15 @@ def main():
     parser.add_argument(
         "--histograms", action="store_true", help="server latency as a classic histogram"
     )
+    parser.add_argument(
+        "--crashes", action="store_true", help="every fifth fault: the service stops reporting"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     services = ["frontend"] + [f"svc-{i:02d}" for i in range(1, args.services)]
     callers = call_tree(services, rng)
-    cases = plan_cases(services, args.cases, rng)
+    faults = (*FAULTS, CRASH) if args.crashes else FAULTS
+    cases = plan_cases(services, args.cases, rng, faults)
     end = cases[-1]["inject"] + timedelta(minutes=FAULT_MINUTES + 10)
     times = [
         START + timedelta(seconds=s)
@@ -163,11 +169,11 @@ def call_tree(services, rng):
     return callers
 
 
-def plan_cases(services, count, rng):
+def plan_cases(services, count, rng, faults=FAULTS):
     cases = []
     for n in range(count):
         inject = START + timedelta(minutes=FIRST_INJECTION_MINUTES + n * CASE_SPACING_MINUTES)
-        service, fault = rng.choice(services[1:]), FAULTS[n % len(FAULTS)]
+        service, fault = rng.choice(services[1:]), faults[n % len(faults)]
         cases.append({"service": service, "fault": fault, "inject": inject})
     return cases
 
@@ -185,7 +191,7 @@ def fault_effects(cases, callers):
         while frontier:
             above = sorted({c for s in frontier for c in callers[s]})
             for service in above:
-                kind = "errors" if case["fault"] == "errors" else "client_latency"
+                kind = "errors" if case["fault"] in ("errors", CRASH) else "client_latency"
                 strength[(service, kind)] = max(strength.get((service, kind), 0), hop)
                 if kind == "client_latency" and case["fault"] != "memory":
                     strength[(service, "server_latency")] = max(
@@ -222,6 +228,7 @@ def write_metrics(path, families, services, times, effects, rng):
                         out.writelines(
                             f"{name}{{{labels}}} {v:.6g} {t.timestamp():.3f}\n"
                             for t, v in zip(times, points, strict=True)
+                            if v is not None
                         )
                         count += 1
         out.write("# EOF\n")
@@ -238,6 +245,9 @@ def write_histogram(out, name, labels, service, times, effects, rng):
     bounds = (*BUCKETS, math.inf)
     counts, total, requests, rows = [0] * len(bounds), 0, 0, []
     for level in latency:
+        if level is None:  # down: no request served, no sample written
+            rows.append(None)
+            continue
         n = max(0, round(rng.gauss(load * step, math.sqrt(load * step))))
         for i, bound in enumerate(bounds):
             below = 0.5 * (1 + math.erf(math.log(bound / level) / (DURATION_SIGMA * math.sqrt(2))))
@@ -251,12 +261,17 @@ def write_histogram(out, name, labels, service, times, effects, rng):
         out.writelines(
             f'{name}_bucket{{{labels},le="{le}"}} {row[0][i]} {t}\n'
             for t, row in zip(stamps, rows, strict=True)
+            if row
         )
     out.writelines(
-        f"{name}_count{{{labels}}} {row[1]} {t}\n" for t, row in zip(stamps, rows, strict=True)
+        f"{name}_count{{{labels}}} {row[1]} {t}\n"
+        for t, row in zip(stamps, rows, strict=True)
+        if row
     )
     out.writelines(
-        f"{name}_sum{{{labels}}} {row[2]:.3f} {t}\n" for t, row in zip(stamps, rows, strict=True)
+        f"{name}_sum{{{labels}}} {row[2]:.3f} {t}\n"
+        for t, row in zip(stamps, rows, strict=True)
+        if row
     )
     return len(bounds) + 2
 
@@ -266,9 +281,11 @@ def pod_hash(service, pod):
 
 
 def series(kind, service, times, effects, rng):
-    """One pod's values of a series of `kind`, faults included."""
+    """One pod's values of a series of `kind`, faults included (None where it is down)."""
     base = baseline(kind, len(times), rng)
     for start, end, strength in effects:
+        if strength.get((service, CRASH)):
+            base = [None if start <= t < end else v for t, v in zip(times, base, strict=True)]
         s = strength.get((service, kind), 0)
         if not s:
             continue

@@ -189,13 +189,14 @@ def test_a_pack_anywhere_whose_fault_shows_only_in_its_logs_runs_end_to_end(tmp_
 
 @pytest.mark.slow
 def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path):
-    # bench/scale_pack.py, small: six services of three pods, about 600 series, three
-    # cases, the server latency as a histogram. promtool takes its metrics as they are;
-    # every case's true service has series, its alert fires on frontend a minute after
-    # the injection; the bench runs it.
+    # bench/scale_pack.py, small: six services of three pods, about 600 series, five
+    # cases (the fifth a crash), the server latency as a histogram. promtool takes its
+    # metrics as they are; every case's true service has series, its alert fires on
+    # frontend a minute after the injection; the bench runs it, and finds the service that
+    # stopped reporting.
     require_prometheus()
     pack = tmp_path / "namespace"
-    options = ["--series", "600", "--services", "6", "--cases", "3", "--histograms"]
+    options = ["--series", "600", "--services", "6", "--cases", "5", "--histograms", "--crashes"]
     subprocess.run(
         [sys.executable, str(BENCH / "scale_pack.py"), str(pack), *options],
         check=True,
@@ -204,7 +205,7 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     )
     meta = json.loads((pack / "pack.json").read_text())
     cases = [json.loads(line) for line in (pack / "cases.jsonl").read_text().splitlines()]
-    assert meta["name"] == "namespace" and meta["cases"] == len(cases) == 3
+    assert meta["name"] == "namespace" and meta["cases"] == len(cases) == 5
     with gzip.open(pack / "metrics.om.gz", "rt") as metrics:
         text = metrics.read()
     assert text.endswith("# EOF\n")
@@ -220,7 +221,17 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
         fired = datetime.fromisoformat(case["alert"]["startsAt"].replace("Z", "+00:00"))
         injected = datetime.fromisoformat(case["truth"]["inject_time"].replace("Z", "+00:00"))
         assert (fired - injected).total_seconds() == 60
+    crash = cases[-1]
+    assert crash["truth"]["fault"] == "crash"
+    down = crash["truth"]["service"]
+    injected = datetime.fromisoformat(crash["truth"]["inject_time"].replace("Z", "+00:00"))
+    stamps = {
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if f'service="{down}"' in line
+    }
+    quiet = {injected.timestamp() + 30 * n for n in range(8 * 2)}  # its eight minutes
+    assert stamps and not stamps & quiet
     done = run_bench(pack)
     assert re.fullmatch(
-        r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=3", done.stdout.splitlines()[-1]
+        r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=5", done.stdout.splitlines()[-1]
     )
+    assert re.search(rf"{crash['id']}: hit \['{down}',", done.stderr)
