@@ -56,14 +56,17 @@ to 0.81 is not), is marked `saturated` with the level it held, however small its
 beyond that (a CPU that jumps from 1% of its limit to 100% moves fewer robust deviations
 than an idle service's sparse latency). The suffix is the naming convention, not a metric.
 
-A series that stops is a change too: one that reported steadily through the baseline (at
-least SILENT_COVERAGE of its usual interval's samples, up to its end) and has said nothing
-for SILENT_AFTER (and SILENT_INTERVALS of its intervals, so that a scrape or an ingest
-running late is not a stop) before the scan's "now" stopped in the incident: a pod deleted
-or evicted, a process that crashed and is not back, a target its Prometheus can no longer
-scrape. It is `stopped` at the time of its first missing sample and scores as a series that
-appeared does (a clear change of unknown size), unless its values moved more before it
-stopped. A gap that heals before "now" is not a stop.
+A series that stops is a change too: one that reported steadily (at least SILENT_COVERAGE
+of its usual interval's samples, from the baseline's start to its last one) and has said
+nothing for SILENT_AFTER (and SILENT_INTERVALS of its intervals, so that a scrape or an
+ingest running late is not a stop) before the scan's "now" stopped: a pod deleted or
+evicted, a process that crashed and is not back, a target its Prometheus can no longer
+scrape. The stop may lie up to SILENT_EARLIER before the incident window: Prometheus
+sends an alert once its rule's `for` has passed (its startsAt is then, not when the
+condition began), and a rule on a target down or on its callers' errors usually waits
+five minutes or more. It is `stopped` at the time of its first missing sample and scores
+as a series that appeared does (a clear change of unknown size), unless its values moved
+more before it stopped. A gap that heals before "now" is not a stop.
 """
 
 import asyncio
@@ -106,6 +109,7 @@ APPEARED_SCORE = 10.0
 SILENT_COVERAGE = 0.9
 SILENT_AFTER = 120
 SILENT_INTERVALS = 3
+SILENT_EARLIER = 600
 # How long a change must hold to count in full, and what a briefer one (two consecutive
 # points) counts (measured on the case packs: 90 to 120 s and 0.05 to 0.15 score alike;
 # docs/BENCHMARKS.md).
@@ -384,19 +388,20 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
 
 
 def stopped(points, baseline, now):
-    """When a series that reported steadily through `baseline` ((start, end) unix seconds)
-    stopped: the unix seconds of its first missing sample, when it has been silent since for
-    SILENT_AFTER and SILENT_INTERVALS of its usual interval before `now`; else None."""
+    """When a series that reported steadily from the start of `baseline` ((start, end) unix
+    seconds) stopped: the unix seconds of its first missing sample, when that was at most
+    SILENT_EARLIER before the baseline's end and it has been silent since for SILENT_AFTER
+    and SILENT_INTERVALS of its usual interval before `now`; else None."""
     times = [t for t, _ in points]
     usual = [t for t in times if baseline[0] <= t < baseline[1]]
-    if len(usual) < 3:
+    if len(usual) < 3 or times[-1] < baseline[1] - SILENT_EARLIER:
         return None
     interval = statistics.median(b - a for a, b in itertools.pairwise(usual))
     if interval <= 0:
         return None
-    steady = len(usual) >= SILENT_COVERAGE * (baseline[1] - baseline[0]) / interval
-    if not steady or usual[-1] < baseline[1] - 2 * interval:
-        return None  # sparse, or already silent before the incident
+    reported = min(times[-1], baseline[1]) - baseline[0]
+    if len(usual) < SILENT_COVERAGE * reported / interval:
+        return None  # sparse: silence is its habit
     last = times[-1]
     if now - last < max(SILENT_AFTER, SILENT_INTERVALS * interval):
         return None

@@ -41,15 +41,21 @@ def test_a_late_scrape_or_ingest_is_not_a_stop():
     assert stopped(every(60, end=3720), BASELINE, now=3900) == 3780
 
 
-def test_a_gap_that_heals_a_sparse_series_and_an_earlier_stop_are_not_stops():
+def test_a_stop_before_the_window_counts_as_a_rule_s_for_delays_the_alert():
+    # The window opens at 3600; an alert whose rule waits `for: 5m` fired after a target
+    # that stopped at 3300 had been down that long.
+    assert stopped(every(30, end=3270), BASELINE, now=3900) == 3300
+    # Twenty minutes before it is an earlier change, not this incident's.
+    assert stopped(every(30, end=2400), BASELINE, now=3900) is None
+
+
+def test_a_gap_that_heals_and_a_sparse_series_are_not_stops():
     healed = every(30, skip=[(3600, 3800)])
     # Five minutes on, five off: half the samples of its interval.
     sparse = [(t, v) for t, v in every(30) if (t // 300) % 2 == 0 and t <= 3700]
-    earlier = every(30, end=3500)
 
     assert stopped(healed, BASELINE, now=3900) is None
     assert stopped(sparse, BASELINE, now=3900) is None
-    assert stopped(earlier, BASELINE, now=3900) is None
 
 
 def test_a_stop_scores_as_an_appearance_unless_the_values_moved_more_before_it():
