@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections import Counter
 from contextlib import AsyncExitStack, contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -25,6 +25,7 @@ from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
 from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
+from investigations.signals.onset import for_state_query, pending_since
 from investigations.signals.report import metric_label, percent, percentile
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
@@ -143,10 +144,48 @@ def scan_windows(first_start, scope):
     return scan_windows_from(first_start, scope)
 
 
-def alert_start(investigation):
-    """When the investigation's first alert fired, None without alerts."""
+def alert_start(investigation, scope):
+    """When the condition of the investigation's first alert began, None without alerts:
+    its startsAt, or where the metric store recorded it pending before (its rule's `for`;
+    see signals.onset), then, though no earlier than the scope's incident window. Looked up
+    as a timeline step."""
     first = investigation.alerts.order_by("starts_at").first()
-    return first.starts_at if first else None
+    if first is None:
+        return None
+    prometheus = PrometheusClient.from_settings()
+    if prometheus is None:
+        return first.starts_at
+    fired, earliest = first.starts_at.timestamp(), scope.incident_start.timestamp()
+    call = ToolCall.start(
+        investigation,
+        ToolCall.Agent.SIGNALS,
+        "alert_onset",
+        {"query": for_state_query(first.labels), "time": first.starts_at.isoformat()},
+    )
+
+    async def lookup():
+        async with prometheus:
+            return await pending_since(prometheus, first.labels, fired, earliest)
+
+    try:
+        since = asyncio.run(lookup())
+    except (TelemetryError, OSError) as exc:
+        call.end(error=f"{type(exc).__name__}: {exc}; the scan starts from startsAt")
+        return first.starts_at
+    if since is None:
+        call.end(
+            output={"fired_at": fired, "pending_since": None},
+            output_text=f"{first.alertname}: no pending state recorded (a rule without `for`, "
+            "or evaluated elsewhere); the scan starts from its startsAt",
+        )
+        return first.starts_at
+    call.end(
+        output={"fired_at": fired, "pending_since": since},
+        output_text=f"{first.alertname} was pending from "
+        f"{datetime.fromtimestamp(since, UTC):%H:%M:%S} UTC, {fired - since:.0f} s before it "
+        "fired (its rule's `for`); the scan starts from then",
+    )
+    return datetime.fromtimestamp(since, UTC)
 
 
 def scan_windows_from(first_start, scope):
@@ -160,7 +199,7 @@ def scan_windows_from(first_start, scope):
 def signals_step(investigation, scope):
     """Scan metrics and logs in scope, rank the services; returns (suspects, unchecked,
     evidence_steps: the step number of each scan that ran, by evidence kind)."""
-    first_start = alert_start(investigation)
+    first_start = alert_start(investigation, scope)
     baseline, incident = scan_windows(first_start, scope)
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     selector = scope.query_selector

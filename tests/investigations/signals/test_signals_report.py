@@ -297,5 +297,8 @@ def test_the_alert_start_is_when_the_first_alert_fired():
     later = make_alert("b" * 16, starts_at=T0 + timedelta(minutes=3))
     first = make_alert("a" * 16, starts_at=T0)
 
-    assert runner.alert_start(make_investigation(later, first)) == T0
-    assert runner.alert_start(make_investigation(question="why?")) is None
+    # No metric store to ask when its condition began: startsAt, and no step.
+    investigation = make_investigation(later, first)
+    assert runner.alert_start(investigation, None) == T0
+    assert not investigation.steps.exists()
+    assert runner.alert_start(make_investigation(question="why?"), None) is None
