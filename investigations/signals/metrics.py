@@ -567,25 +567,25 @@ async def scan_metrics(
     )
     limit = asyncio.Semaphore(MAX_CONCURRENT_QUERIES)
     step = scan.step_seconds = scan_step(baseline[0], now)
+    cumulative = {name: is_cumulative(name, metadata) for name in [*names, *scan.aggregated]}
 
     async def fetch(name, per_service):
         """(name, how it was read per service: SeriesScore.aggregated, the result or None)."""
-        cumulative = is_cumulative(name, metadata)
-        aggregated = ("sum" if cumulative else per_service_gauge(name)) if per_service else ""
+        aggregated = ("sum" if cumulative[name] else per_service_gauge(name)) if per_service else ""
         matcher = ", ".join(m for m in (f"__name__={quote(name)}", scope_matchers) if m)
         # A window 1 ms short of the step, so that no sample counts in two steps (range
         # selectors include both ends before Prometheus 3).
         query = f"avg_over_time({{{matcher}}}[{step * 1000 - 1}ms])"
         # Per service, counters are summed as rates, each over four steps (enough samples
         # at any usual scrape interval): a sum of counters jumps when a pod comes or goes.
-        rates = f"rate({{{matcher}}}[{4 * step}s])"
         by = f"{service_label}, {by_pod[name]}" if name in by_pod else service_label
-        if name in quantiles and aggregated:
+        if aggregated == "sum" or (aggregated and name in quantiles):
+            rates = f"rate({{{matcher}}}[{4 * step}s])"
             query = (
                 f"histogram_quantile({HISTOGRAM_QUANTILE}, sum by ({service_label}, le) ({rates}))"
+                if name in quantiles
+                else f"sum by ({by}) ({rates})"
             )
-        elif aggregated == "sum":
-            query = f"sum by ({by}) ({rates})"
         elif aggregated:
             query = f"{aggregated} by ({by}) ({query})"
         async with limit:
@@ -601,20 +601,20 @@ async def scan_metrics(
         if result is None:
             continue
         quantile = HISTOGRAM_QUANTILE if name in quantiles else None
-        cumulative = is_cumulative(name, metadata) and quantile is None
+        counter = cumulative[name] and quantile is None
         if quantile is not None and not aggregated:
             read = quantile_series(result.matrix, quantile)
         else:
             # Read per service, a counter (or a histogram's quantile) comes as it is scored.
             read = [
-                (s.labels, as_rates(s.points) if cumulative and not aggregated else s.points)
+                (s.labels, as_rates(s.points) if counter and not aggregated else s.points)
                 for s in result.matrix
             ]
         if aggregated and name in by_pod:
             read = combine(read, aggregated, *crediting)
         for labels, points in read:
             labels = credit(labels, *crediting)
-            scored = score_series(points, *windows, metric=name, labels=labels, counter=cumulative)
+            scored = score_series(points, *windows, metric=name, labels=labels, counter=counter)
             scored.aggregated, scored.quantile = aggregated, quantile
             scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
