@@ -14,7 +14,8 @@ more application gauges as reach `--series` (queue depths, pool sizes, cache rat
 drift, and routine jumps such as a job every quarter of an hour). Each case injects one
 fault into one service: its CPU held near its limit, its latency up, its errors up, or its
 memory leaking; with `--crashes`, every fifth case its pods stop reporting altogether for
-the fault's minutes (down, as a crashed or deleted pod is). The fault reaches the callers
+the fault's minutes (down, as a crashed pod is), but for the `up` that Prometheus writes
+for each pod it scrapes, 0 while it fails. The fault reaches the callers
 as it would, scaled down at each hop (their client latency, their errors), and the alert
 fires on `frontend` a minute after the injection, as in the real packs.
 
@@ -90,7 +91,7 @@ def main():
         START + timedelta(seconds=s)
         for s in range(0, int((end - START).total_seconds()) + 1, args.step)
     ]
-    families = plan_families(services, args.series, args.histograms)
+    families = plan_families(services, args.series, args.histograms, args.crashes)
     effects = fault_effects(cases, callers)
     args.out.mkdir(parents=True, exist_ok=True)
     count = write_metrics(args.out / "metrics.om.gz", families, services, times, effects, rng)
@@ -123,15 +124,18 @@ def vars_text(args):
     )
 
 
-def plan_families(services, target, histograms=False):
+def plan_families(services, target, histograms=False, scraped=False):
     """[(name, kind, label name, label values, services that have it)], about `target`
-    series in all; with `histograms`, the server latency as one histogram."""
+    series in all; with `histograms`, the server latency as one histogram; with `scraped`,
+    each pod's `up`."""
     everyone = set(services)
     families = [
         (name, kind, "", [""], everyone)
         for name, kind in FAMILIES
         if not (histograms and kind == "server_latency")
     ]
+    if scraped:
+        families.append(("up", "up", "", [""], everyone))
     if histograms:
         families.append((HISTOGRAM, "histogram", "", [""], everyone))
     routes = [f"/api/v1/r{n}" for n in range(ROUTES)]
@@ -285,7 +289,8 @@ def series(kind, service, times, effects, rng):
     base = baseline(kind, len(times), rng)
     for start, end, strength in effects:
         if strength.get((service, CRASH)):
-            base = [None if start <= t < end else v for t, v in zip(times, base, strict=True)]
+            down = 0.0 if kind == "up" else None  # Prometheus still writes up, at 0
+            base = [down if start <= t < end else v for t, v in zip(times, base, strict=True)]
         s = strength.get((service, kind), 0)
         if not s:
             continue
@@ -297,6 +302,8 @@ def series(kind, service, times, effects, rng):
 
 
 def baseline(kind, n, rng):
+    if kind == "up":
+        return [1.0] * n
     if kind == "cpu":
         level = rng.uniform(0.05, 0.45)
         return [max(0.0, level * rng.gauss(1, 0.15)) for _ in range(n)]

@@ -164,6 +164,10 @@ class SeriesScore:
     # Unix seconds of the first sample a steady series no longer reported (see the
     # module's docstring), else None.
     stopped: float | None = None
+    # Whether it still moves: its values over the last SILENT_AFTER before "now" differ. A
+    # series held at one value (a target's `up` at 0 while its other series went silent,
+    # an info series at 1) says nothing of whether its service still works.
+    moving: bool = False
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -380,6 +384,8 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     if more. Otherwise, with no incident points it scores 0.
     """
     scored = _score_values(points, baseline, incident, metric, labels, counter)
+    now = incident[1]
+    scored.moving = len({v for t, v in points if now - SILENT_AFTER <= t <= now}) > 1
     scored.stopped = stopped(points, baseline, incident[1])
     if scored.stopped is not None and scored.score < APPEARED_SCORE:
         scored.score, scored.direction, scored.onset = APPEARED_SCORE, -1, scored.stopped

@@ -109,7 +109,7 @@ def _describe(suspect):
                 f"steadily through the baseline ({_count(item['metrics'], 'metric', 'metrics')})"
                 f" stopped reporting from {_clock(item['onset'])}"
                 + (f" to {_clock(item['last'])}" if item["last"] != item["onset"] else "")
-                + ", and none of its series reports any more"
+                + ", and none of its series still moves"
             )
         elif item["kind"] == "paths":
             parts.append(

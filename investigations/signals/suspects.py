@@ -15,8 +15,9 @@ Each modality ranks services on its own, then the two are combined:
 - saturation: a ratio of the service held at its ceiling (a CPU or memory limit used up;
   see metrics.py), 1 shared among the services saturated on the same metric.
 - silence: every series of the service that reported steadily stopped in the incident
-  and none still reports (see metrics.py's `stopped`): the service is down or gone, or
-  Prometheus no longer reaches it; 1 shared among the services that went silent.
+  and none still reports a value that moves (see metrics.py's `stopped`): the service is
+  down or gone, or Prometheus no longer reaches it; 1 shared among the services that went
+  silent.
 
 Each is scaled to 0..1 by the best service of its kind and they are added, so that a
 service abnormal in several leads. Request paths count twice and, where there is log
@@ -173,7 +174,9 @@ def rank_suspects(
 
 def silences(metric_scores, service_label):
     """{service: its `silence` evidence} for the services whose every steady series stopped
-    in the incident (SeriesScore.stopped) while none of theirs still reports."""
+    in the incident (SeriesScore.stopped) while none of theirs still reports anything that
+    moves: a target that can no longer be scraped keeps its `up` at 0, and the exporter
+    that describes its pod keeps its info series at 1 (SeriesScore.moving)."""
     stopped, reporting = {}, set()
     for series in metric_scores:
         service = series.labels.get(service_label)
@@ -181,7 +184,7 @@ def silences(metric_scores, service_label):
             continue
         if series.stopped is not None:
             stopped.setdefault(service, []).append(series)
-        elif series.incident_peak is not None:
+        elif series.moving:
             reporting.add(service)
     return {
         service: {

@@ -225,11 +225,11 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     assert crash["truth"]["fault"] == "crash"
     down = crash["truth"]["service"]
     injected = datetime.fromisoformat(crash["truth"]["inject_time"].replace("Z", "+00:00"))
-    stamps = {
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if f'service="{down}"' in line
-    }
     quiet = {injected.timestamp() + 30 * n for n in range(8 * 2)}  # its eight minutes
-    assert stamps and not stamps & quiet
+    samples = [line.split() for line in text.splitlines() if f'service="{down}"' in line]
+    # Nothing while it is down but Prometheus' `up`, at 0.
+    assert samples and all(float(t) not in quiet for name, _, t in samples if name[:3] != "up{")
+    assert {v for name, v, t in samples if name[:3] == "up{" and float(t) in quiet} == {"0"}
     done = run_bench(pack)
     assert re.fullmatch(
         r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=5", done.stdout.splitlines()[-1]

@@ -2,8 +2,9 @@
 
 The scenario, served by a real Prometheus (backfilled by promtool): `web`, the alerting
 service, fails and slows from a minute after ONSET; `cart` (one pod) stops reporting at
-ONSET, every series of it; `checkout` is rolled (its old pod stops at ONSET, a new one
-starts then); `cache` is noise only.
+ONSET, every series of it, while Prometheus, failing to scrape it, keeps writing its `up`
+at 0; `checkout` is rolled (its old pod stops at ONSET, up included, and a new one starts
+then); `cache` is noise only.
 """
 
 import asyncio
@@ -111,6 +112,14 @@ def openmetrics():
             labels = f'namespace="shop",service="{service}",pod="{pod}"'
             lines.append(f"requests_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
             t += timedelta(seconds=STEP)
+    lines += ["# HELP up Whether the target was scraped.", "# TYPE up gauge"]
+    for pod, (service, first, last) in pods.items():
+        t, last = first, end if pod == "cart-7f9c" else last
+        while t <= last:
+            scraped = 0 if pod == "cart-7f9c" and t >= ONSET else 1
+            labels = f'namespace="shop",service="{service}",pod="{pod}"'
+            lines.append(f"up{{{labels}}} {scraped} {t.timestamp():.0f}")
+            t += timedelta(seconds=STEP)
     lines += ["# HELP failures Requests failed.", "# TYPE failures counter"]
     total, t = 0.0, START
     while t <= end:
@@ -142,7 +151,12 @@ def test_the_series_of_a_pod_that_went_away_stopped_where_it_did(scan):
         ("requests_total", "cart-7f9c"),
         ("inflight", "checkout-old"),
         ("requests_total", "checkout-old"),
+        ("up", "checkout-old"),
     }
+    # cart's `up` went on, at 0: a change, but no sign that cart works.
+    [up] = [s for s in scan.scores if s.metric == "up" and s.labels["pod"] == "cart-7f9c"]
+    assert up.stopped is None and up.direction == -1 and up.incident_peak == 0
+    assert not up.moving
     for at in stops.values():
         assert ONSET.timestamp() - 30 <= at <= ONSET.timestamp() + 30
 
@@ -173,10 +187,11 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
         "all 2 series of it that reported steadily through the baseline (2 metrics) stopped "
         "reporting from " in text
     )
-    assert evidence_gist(cart.evidence[1]).endswith(" stopped (10.0)")
+    assert evidence_gist(cart.evidence[1]) == "up down (20.0)"  # its target is down
+    assert evidence_gist(cart.evidence[2]).endswith(" stopped (10.0)")
     assert any("no longer reports any metric" in step for step in report["next_steps"])
     assert (
-        "stopped reporting: 2 series of cart, 2 series of checkout" in describe(scan, "service")[1]
+        "stopped reporting: 3 series of checkout, 2 series of cart" in describe(scan, "service")[1]
     )
 
     # Without its silence, cart is one series' stop among web's failures.
