@@ -229,7 +229,7 @@ def _next_steps(top, alerting_services, unchecked):
             )
         if any(item["kind"] == "silence" for item in top.evidence):
             steps.append(
-                f"{top.service} no longer reports any metric: check that its pods are running "
+                f"{top.service} stopped reporting its metrics: check that its pods are running "
                 "(deleted, evicted, crash-looping, scaled to zero) and that Prometheus still "
                 "scrapes them (their targets' `up`)."
             )

@@ -189,7 +189,10 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
     )
     assert evidence_gist(cart.evidence[1]) == "up down (20.0)"  # its target is down
     assert evidence_gist(cart.evidence[2]).endswith(" stopped (10.0)")
-    assert any("no longer reports any metric" in step for step in report["next_steps"])
+    assert any(
+        "stopped reporting its metrics: check that its pods" in step
+        for step in report["next_steps"]
+    )
     assert (
         "stopped reporting: 3 series of checkout, 2 series of cart" in describe(scan, "service")[1]
     )
