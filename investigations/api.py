@@ -131,8 +131,8 @@ class SuspectOut(BaseModel):
         "they were over the scan's cap; `quantile` is the quantile a histogram's buckets were "
         "read as, else null; `stopped` is when a steady series stopped reporting, unix "
         "seconds, else null), `silence` (every steady series of the service stopped and none "
-        "still reports: `series` and `metrics` count them, `onset` and `last` are the first "
-        "and last of their stops), `logs` "
+        "of its series still moves: `series` and `metrics` count them, `onset` and `last` "
+        "are the first and last of their stops), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

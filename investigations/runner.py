@@ -172,16 +172,17 @@ def alert_start(investigation, scope):
     except (TelemetryError, OSError) as exc:
         call.end(error=f"{type(exc).__name__}: {exc}; the scan starts from startsAt")
         return first.starts_at
+    name = first.alertname or "the alert"
     if since is None:
         call.end(
             output={"fired_at": fired, "pending_since": None},
-            output_text=f"{first.alertname}: no pending state recorded (a rule without `for`, "
-            "or evaluated elsewhere); the scan starts from its startsAt",
+            output_text=f"{name}: no pending state recorded (a rule without `for`, or "
+            "evaluated elsewhere); the scan starts from its startsAt",
         )
         return first.starts_at
     call.end(
         output={"fired_at": fired, "pending_since": since},
-        output_text=f"{first.alertname} was pending from "
+        output_text=f"{name} was pending from "
         f"{datetime.fromtimestamp(since, UTC):%H:%M:%S} UTC, {fired - since:.0f} s before it "
         "fired (its rule's `for`); the scan starts from then",
     )

@@ -385,8 +385,9 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     """
     scored = _score_values(points, baseline, incident, metric, labels, counter)
     now = incident[1]
-    scored.moving = len({v for t, v in points if now - SILENT_AFTER <= t <= now}) > 1
-    scored.stopped = stopped(points, baseline, incident[1])
+    latest = {v for t, v in points if now - SILENT_AFTER <= t <= now and math.isfinite(v)}
+    scored.moving = len(latest) > 1
+    scored.stopped = stopped(points, baseline, now)
     if scored.stopped is not None and scored.score < APPEARED_SCORE:
         scored.score, scored.direction, scored.onset = APPEARED_SCORE, -1, scored.stopped
         scored.returns, scored.saturated = 0, None

@@ -8,6 +8,7 @@ then); `cache` is noise only.
 """
 
 import asyncio
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -76,6 +77,12 @@ def test_a_stop_scores_as_an_appearance_unless_the_values_moved_more_before_it()
 
     alive = score_series(every(30), BASELINE, INCIDENT)
     assert alive.stopped is None and alive.score == 0
+    # Moving is about its latest values: a constant does not move, nor does NaN.
+    assert not alive.moving
+    wobbling = [(t, float(t % 60)) for t, _ in every(30)]
+    assert score_series(wobbling, BASELINE, INCIDENT).moving
+    undefined = [(t, math.nan if t > 3700 else v) for t, v in wobbling]
+    assert not score_series(undefined, BASELINE, INCIDENT).moving
 
 
 STEP = 15
