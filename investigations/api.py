@@ -130,9 +130,10 @@ class SuspectOut(BaseModel):
         "service's, averaged, their highest (a share) or summed as rates, read so because "
         "they were over the scan's cap; `quantile` is the quantile a histogram's buckets were "
         "read as, else null; `stopped` is when a steady series stopped reporting, unix "
-        "seconds, else null), `silence` (every steady series of the service stopped and none "
-        "of its series still moves: `series` and `metrics` count them, `onset` and `last` "
-        "are the first and last of their stops), `logs` "
+        "seconds, else null; `restarted` when a counter started over in the incident though "
+        "it never did in the baseline, else null), `silence` (every steady series of the "
+        "service stopped and none of its series still moves: `series` and `metrics` count "
+        "them, `onset` and `last` are the first and last of their stops), `logs` "
         "(its error-like lines), `paths` (requests that stopped going through it as before)",
     )
 

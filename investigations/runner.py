@@ -377,11 +377,16 @@ def _describe_metric_scan(scan, service_label):
 
     top = [entry(s) for s in scan.scores[:20]]
     saturated = [entry(s) for s in scan.scores if s.saturated is not None][:20]
-    stopped = Counter(
-        s.labels[service_label]
-        for s in scan.scores
-        if s.stopped is not None and s.labels.get(service_label)
-    )
+
+    def services(changed):
+        return Counter(
+            s.labels[service_label]
+            for s in scan.scores
+            if changed(s) and s.labels.get(service_label)
+        )
+
+    stopped = services(lambda s: s.stopped is not None)
+    restarted = services(lambda s: s.restarted is not None)
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
         f"{' (capped)' if scan.truncated else ''}"
@@ -393,12 +398,12 @@ def _describe_metric_scan(scan, service_label):
             f"saturated: {t['metric']} of {t['service']} ({percent(t['saturated'])}); "
             for t in saturated[:5]
         )
-        + (
-            "stopped reporting: "
-            + ", ".join(f"{n} series of {service}" for service, n in stopped.most_common(5))
+        + "".join(
+            f"{what}: "
+            + ", ".join(f"{n} series of {service}" for service, n in found.most_common(5))
             + "; "
-            if stopped
-            else ""
+            for what, found in (("stopped reporting", stopped), ("started over", restarted))
+            if found
         )
         + (
             "most abnormal: "
@@ -420,6 +425,7 @@ def _describe_metric_scan(scan, service_label):
         "top": top,
         "saturated": saturated,
         "stopped": dict(stopped.most_common(20)),
+        "restarted": dict(restarted.most_common(20)),
         "errors": scan.errors[:20],
     }
     return output, text

@@ -67,6 +67,12 @@ condition began), and a rule on a target down or on its callers' errors usually 
 five minutes or more. It is `stopped` at the time of its first missing sample and scores
 as a series that appeared does (a clear change of unknown size), unless its values moved
 more before it stopped. A gap that heals before "now" is not a stop.
+
+A counter that starts over in the incident (its value falls: counters only rise, but for
+a restart of the process that counts) when it never did in the baseline marks a restart:
+`restarted` at the first such step, scored as a series that appeared, unless its rate moved
+more. A container restarted in its pod (out of memory, a failed liveness probe) keeps its
+series and resets them all; only a counter read series by series can show it.
 """
 
 import asyncio
@@ -164,6 +170,9 @@ class SeriesScore:
     # Unix seconds of the first sample a steady series no longer reported (see the
     # module's docstring), else None.
     stopped: float | None = None
+    # Unix seconds of the step a counter started over in the incident, when it never did
+    # in the baseline (see the module's docstring), else None.
+    restarted: float | None = None
     # Whether it still moves: its values over the last SILENT_AFTER before "now" differ. A
     # series held at one value (a target's `up` at 0 while its other series went silent,
     # an info series at 1) says nothing of whether its service still works.
@@ -186,6 +195,7 @@ class SeriesScore:
             "aggregated": self.aggregated,
             "quantile": self.quantile,
             "stopped": self.stopped,
+            "restarted": self.restarted,
         }
 
 
@@ -374,24 +384,35 @@ def scan_step(start, end):
     return STEP_SECONDS * max(1, math.ceil(points / MAX_POINTS_PER_SERIES))
 
 
-def score_series(points, baseline, incident, metric="", labels=None, counter=False):
+def score_series(points, baseline, incident, metric="", labels=None, counter=False, resets=()):
     """The SeriesScore of one series (`metric`, `labels` and `counter` are only carried).
 
     `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
     seconds, the incident's end being the scan's "now". A series with no baseline points but
     incident points appeared: scored as a change from nothing. A steady series that stopped
     reporting in the incident scores as much (see `stopped`), or what its values did before,
-    if more. Otherwise, with no incident points it scores 0.
+    if more; so does a counter that started over in the incident and never in the baseline
+    (`resets`: unix seconds of the steps where it fell). Otherwise, with no incident points
+    it scores 0.
     """
     scored = _score_values(points, baseline, incident, metric, labels, counter)
     now = incident[1]
     latest = {v for t, v in points if now - SILENT_AFTER <= t <= now and math.isfinite(v)}
     scored.moving = len(latest) > 1
     scored.stopped = stopped(points, baseline, now)
-    if scored.stopped is not None and scored.score < APPEARED_SCORE:
-        scored.score, scored.direction, scored.onset = APPEARED_SCORE, -1, scored.stopped
+    if not any(baseline[0] <= t < baseline[1] for t in resets):
+        scored.restarted = next((t for t in resets if incident[0] <= t <= now), None)
+    changed = scored.stopped if scored.stopped is not None else scored.restarted
+    if changed is not None and scored.score < APPEARED_SCORE:
+        scored.score, scored.onset = APPEARED_SCORE, changed
+        scored.direction = -1 if scored.stopped is not None else 0
         scored.returns, scored.saturated = 0, None
     return scored
+
+
+def resets(points):
+    """Unix seconds of the points where a counter's value fell: it started over."""
+    return [t1 for (_, v0), (t1, v1) in itertools.pairwise(points) if v1 < v0]
 
 
 def stopped(points, baseline, now):
@@ -609,19 +630,26 @@ async def scan_metrics(
             continue
         quantile = HISTOGRAM_QUANTILE if name in quantiles else None
         counter = cumulative[name] and quantile is None
+        # (labels, points, the steps where a counter started over)
         if quantile is not None and not aggregated:
-            read = quantile_series(result.matrix, quantile)
+            read = [
+                (labels, points, ()) for labels, points in quantile_series(result.matrix, quantile)
+            ]
+        elif counter and not aggregated:
+            read = [(s.labels, as_rates(s.points), resets(s.points)) for s in result.matrix]
         else:
             # Read per service, a counter (or a histogram's quantile) comes as it is scored.
-            read = [
-                (s.labels, as_rates(s.points) if counter and not aggregated else s.points)
-                for s in result.matrix
-            ]
+            read = [(s.labels, s.points, ()) for s in result.matrix]
         if aggregated and name in by_pod:
-            read = combine(read, aggregated, *crediting)
-        for labels, points in read:
+            pairs = combine(
+                [(labels, points) for labels, points, _ in read], aggregated, *crediting
+            )
+            read = [(labels, points, ()) for labels, points in pairs]
+        for labels, points, fell in read:
             labels = credit(labels, *crediting)
-            scored = score_series(points, *windows, metric=name, labels=labels, counter=counter)
+            scored = score_series(
+                points, *windows, metric=name, labels=labels, counter=counter, resets=fell
+            )
             scored.aggregated, scored.quantile = aggregated, quantile
             scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)

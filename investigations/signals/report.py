@@ -78,12 +78,20 @@ def _describe(suspect):
         if item["kind"] == "metric":
             series = _series_name(item)
             when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
+            if item.get("restarted") is not None:
+                when += f", started over at {_clock(item['restarted'])}"
             if item.get("stopped") is not None:
                 when += f", then stopped reporting from {_clock(item['stopped'])}"
             if item.get("stopped") is not None and item.get("onset") == item["stopped"]:
                 parts.append(
                     f"{series} stopped reporting from {_clock(item['stopped'])} (baseline "
                     f"median {_num(item['baseline'])})"
+                )
+                continue
+            if item.get("restarted") is not None and item.get("onset") == item["restarted"]:
+                parts.append(
+                    f"{series} started over at {_clock(item['restarted'])} (a counter that "
+                    "never did in the baseline: its process restarted)"
                 )
                 continue
             if item.get("saturated") is not None:
@@ -188,6 +196,8 @@ def evidence_gist(item):
     kind = item.get("kind")
     if kind == "metric" and item.get("stopped") and item.get("onset") == item["stopped"]:
         text = f"{metric_label(item)} stopped ({item['score']:.1f})"
+    elif kind == "metric" and item.get("restarted") and item.get("onset") == item["restarted"]:
+        text = f"{metric_label(item)} restarted ({item['score']:.1f})"
     elif kind == "metric":
         text = f"{metric_label(item)} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""

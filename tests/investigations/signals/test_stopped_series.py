@@ -4,7 +4,7 @@ The scenario, served by a real Prometheus (backfilled by promtool): `web`, the a
 service, fails and slows from a minute after ONSET; `cart` (one pod) stops reporting at
 ONSET, every series of it, while Prometheus, failing to scrape it, keeps writing its `up`
 at 0; `checkout` is rolled (its old pod stops at ONSET, up included, and a new one starts
-then); `cache` is noise only.
+then); `cache` restarts in its pod 30 s after ONSET (its counter starts over).
 """
 
 import asyncio
@@ -16,7 +16,7 @@ import pytest
 
 from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import build_report, rank_suspects, scan_metrics, suspects
-from investigations.signals.metrics import APPEARED_SCORE, score_series, stopped
+from investigations.signals.metrics import APPEARED_SCORE, resets, score_series, stopped
 from investigations.signals.report import evidence_gist
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
@@ -58,6 +58,18 @@ def test_a_gap_that_heals_and_a_sparse_series_are_not_stops():
 
     assert stopped(healed, BASELINE, now=3900) is None
     assert stopped(sparse, BASELINE, now=3900) is None
+
+
+def test_a_counter_that_starts_over_only_in_the_incident_restarted():
+    assert resets([(0, 1.0), (30, 5.0), (60, 2.0), (90, 4.0), (120, 4.0)]) == [60]
+    rates = [(t, 1.0) for t, _ in every(30)]
+
+    restart = score_series(rates, BASELINE, INCIDENT, counter=True, resets=[3720])
+    assert (restart.restarted, restart.score, restart.onset) == (3720, APPEARED_SCORE, 3720)
+    assert restart.direction == 0
+    # One that restarts now and then, as in the baseline, did not restart for this.
+    habit = score_series(rates, BASELINE, INCIDENT, counter=True, resets=[1800, 3720])
+    assert habit.restarted is None and habit.score == 0
 
 
 def test_a_stop_scores_as_an_appearance_unless_the_values_moved_more_before_it():
@@ -115,7 +127,8 @@ def openmetrics():
     for pod, (service, first, last) in pods.items():
         total, t = 0.0, first
         while t <= last:
-            total += 10 + rng.random()
+            restart = pod == "cache-0" and t == ONSET + timedelta(seconds=30)
+            total = 0.0 if restart else total + 10 + rng.random()
             labels = f'namespace="shop",service="{service}",pod="{pod}"'
             lines.append(f"requests_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
             t += timedelta(seconds=STEP)
@@ -160,6 +173,9 @@ def test_the_series_of_a_pod_that_went_away_stopped_where_it_did(scan):
         ("requests_total", "checkout-old"),
         ("up", "checkout-old"),
     }
+    restarts = {(s.metric, s.labels["pod"]): s.restarted for s in scan.scores if s.restarted}
+    assert list(restarts) == [("requests_total", "cache-0")]
+    assert ONSET.timestamp() < restarts["requests_total", "cache-0"] <= ONSET.timestamp() + 60
     # cart's `up` went on, at 0: a change, but no sign that cart works.
     [up] = [s for s in scan.scores if s.metric == "up" and s.labels["pod"] == "cart-7f9c"]
     assert up.stopped is None and up.direction == -1 and up.incident_peak == 0
@@ -201,8 +217,17 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
         for step in report["next_steps"]
     )
     assert (
-        "stopped reporting: 3 series of checkout, 2 series of cart" in describe(scan, "service")[1]
+        "stopped reporting: 3 series of checkout, 2 series of cart; "
+        "started over: 1 series of cache; " in describe(scan, "service")[1]
     )
+
+    # cache restarted in its pod: said so, but no more than any change of unknown size.
+    cache = next(s for s in ranked if s.service == "cache")
+    [restart] = [item for item in cache.evidence if item.get("restarted")]
+    assert evidence_gist(restart) == "requests_total restarted (10.0)"
+    report, _ = build_report([cache], alerting_services=["web"], unchecked=[])
+    assert "requests_total{namespace=shop,pod=cache-0} started over at " in report["summary"]
+    assert "(a counter that never did in the baseline: its process restarted)" in report["summary"]
 
     # Without its silence, cart is one series' stop among web's failures.
     monkeypatch.setattr(suspects, "SILENCE_WEIGHT", 0)
