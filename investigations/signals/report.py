@@ -118,6 +118,7 @@ def _describe(suspect):
                 f" stopped reporting from {_clock(item['onset'])}"
                 + (f" to {_clock(item['last'])}" if item["last"] != item["onset"] else "")
                 + ", and none of its series still moves"
+                + (", after the alert fired, so weak evidence" if item.get("late") else "")
             )
         elif item["kind"] == "paths":
             parts.append(

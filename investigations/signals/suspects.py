@@ -34,11 +34,12 @@ shows first where it is.
 
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
-LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, not none).
-Log lines and requests carry their own time. A metric's onset is only when a 30-second
-step first crossed CHANGE_SIGMAS, and a change that builds (a CPU saturating, a queue
-filling) crosses late, so metrics are not judged by it (measured on the case packs: it
-cost the largest pack a case; docs/BENCHMARKS.md).
+LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, not none),
+and so does a silence that began then. Log lines, requests and stops carry their own
+time. A metric's onset is only when a 30-second step first crossed CHANGE_SIGMAS, and a
+change that builds (a CPU saturating, a queue filling) crosses late, so metrics are not
+judged by it (measured on the case packs: it cost the largest pack a case;
+docs/BENCHMARKS.md).
 """
 
 import math
@@ -151,8 +152,10 @@ def rank_suspects(
     silent = silences(metric_scores, service_label)
     for service, evidence in silent.items():
         suspect = suspects.setdefault(service, Suspect(service))
-        suspect.silence_score = 1 / len(silent)
-        suspect.evidence.insert(0, evidence)
+        # A stop is timed to the sample: one after the alert fired is judged as logs are.
+        late = alert_start is not None and evidence["onset"] > alert_start + LATE_AFTER
+        suspect.silence_score = (LATE_WEIGHT if late else 1.0) / len(silent)
+        suspect.evidence.insert(0, {**evidence, "late": late})
         suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)

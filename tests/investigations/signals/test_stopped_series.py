@@ -196,6 +196,7 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
         "metrics": 2,
         "onset": cart.evidence[0]["onset"],
         "last": cart.evidence[0]["last"],
+        "late": False,
     }
     assert evidence_gist(cart.evidence[0]) == "stopped reporting (2 series)"
     # A rolled service still reports through its new pod: no silence, only its old
@@ -228,6 +229,16 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
     report, _ = build_report([cache], alerting_services=["web"], unchecked=[])
     assert "requests_total{namespace=shop,pod=cache-0} started over at " in report["summary"]
     assert "(a counter that never did in the baseline: its process restarted)" in report["summary"]
+
+    # Had cart stopped more than a minute after the alert fired, its silence would be weak.
+    stop = cart.evidence[0]["onset"]
+    late = rank_suspects(scan.scores, {}, "service", ["web"], alert_start=stop - 61)
+    assert late[0].service == "web"
+    cart_late = next(s for s in late if s.service == "cart")
+    assert cart_late.silence_score == pytest.approx(0.1) and cart_late.evidence[0]["late"]
+    assert evidence_gist(cart_late.evidence[0]).endswith(", after the alert fired")
+    on_time = rank_suspects(scan.scores, {}, "service", ["web"], alert_start=stop - 60)
+    assert on_time[0].service == "cart" and not on_time[0].evidence[0]["late"]
 
     # Without its silence, cart is one series' stop among web's failures.
     monkeypatch.setattr(suspects, "SILENCE_WEIGHT", 0)
