@@ -104,6 +104,13 @@ NOW = ONSET + timedelta(minutes=6)
 WINDOWS = (START, ONSET - timedelta(minutes=2)), (ONSET - timedelta(minutes=2), NOW)
 
 
+def steps(first, last):
+    t = first
+    while t <= last:
+        yield t
+        t += timedelta(seconds=STEP)
+
+
 def openmetrics():
     rng = random.Random(3)
     end = NOW + timedelta(minutes=30)
@@ -115,38 +122,46 @@ def openmetrics():
         "cache-0": ("cache", START, end),
     }
     failing = ONSET + timedelta(minutes=1)
-    lines = ["# HELP inflight Requests in progress.", "# TYPE inflight gauge"]
-    for pod, (service, first, last) in pods.items():
-        t = first
-        while t <= last:
-            busy = 60 if service == "web" and t >= failing else 20
+    lines = []
+
+    def family(name, kind, help_text, value, pods=pods, last=None):
+        """One metric's samples: `value(pod, service, t)` for each pod's times (`last` may
+        move a pod's last sample)."""
+        lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"])
+        series = name + ("_total" if kind == "counter" else "")
+        for pod, (service, first, until) in pods.items():
             labels = f'namespace="shop",service="{service}",pod="{pod}"'
-            lines.append(f"inflight{{{labels}}} {busy + rng.gauss(0, 1):.3f} {t.timestamp():.0f}")
-            t += timedelta(seconds=STEP)
-    lines += ["# HELP requests Requests served.", "# TYPE requests counter"]
-    for pod, (service, first, last) in pods.items():
-        total, t = 0.0, first
-        while t <= last:
-            restart = pod == "cache-0" and t == ONSET + timedelta(seconds=30)
-            total = 0.0 if restart else total + 10 + rng.random()
-            labels = f'namespace="shop",service="{service}",pod="{pod}"'
-            lines.append(f"requests_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
-            t += timedelta(seconds=STEP)
-    lines += ["# HELP up Whether the target was scraped.", "# TYPE up gauge"]
-    for pod, (service, first, last) in pods.items():
-        t, last = first, end if pod == "cart-7f9c" else last
-        while t <= last:
-            scraped = 0 if pod == "cart-7f9c" and t >= ONSET else 1
-            labels = f'namespace="shop",service="{service}",pod="{pod}"'
-            lines.append(f"up{{{labels}}} {scraped} {t.timestamp():.0f}")
-            t += timedelta(seconds=STEP)
-    lines += ["# HELP failures Requests failed.", "# TYPE failures counter"]
-    total, t = 0.0, START
-    while t <= end:
-        total += 75 if t >= failing else 1.5 * rng.random()
-        labels = 'namespace="shop",service="web",pod="web-5d8f"'
-        lines.append(f"failures_total{{{labels}}} {total:.1f} {t.timestamp():.0f}")
-        t += timedelta(seconds=STEP)
+            for t in steps(first, (last or {}).get(pod, until)):
+                lines.append(f"{series}{{{labels}}} {value(pod, service, t)} {t.timestamp():.0f}")
+
+    def inflight(pod, service, t):
+        busy = 60 if service == "web" and t >= failing else 20
+        return f"{busy + rng.gauss(0, 1):.3f}"
+
+    totals = dict.fromkeys(pods, 0.0)
+
+    def served(pod, service, t):
+        restart = pod == "cache-0" and t == ONSET + timedelta(seconds=30)
+        totals[pod] = 0.0 if restart else totals[pod] + 10 + rng.random()
+        return f"{totals[pod]:.1f}"
+
+    failed = [0.0]
+
+    def failures(pod, service, t):
+        failed[0] += 75 if t >= failing else 1.5 * rng.random()
+        return f"{failed[0]:.1f}"
+
+    family("inflight", "gauge", "Requests in progress.", inflight)
+    family("requests", "counter", "Requests served.", served)
+    # Prometheus goes on writing cart's `up`, at 0, once it can no longer scrape it.
+    family(
+        "up",
+        "gauge",
+        "Whether the target was scraped.",
+        lambda pod, service, t: 0 if pod == "cart-7f9c" and t >= ONSET else 1,
+        last={"cart-7f9c": end},
+    )
+    family("failures", "counter", "Requests failed.", failures, pods={"web-5d8f": pods["web-5d8f"]})
     return "\n".join([*lines, "# EOF", ""])
 
 
