@@ -26,7 +26,7 @@ from investigations.models import Investigation, ToolCall
 from investigations.scope import check_matchers, derive_scope, question_scope
 from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
 from investigations.signals.onset import for_state_query, pending_since
-from investigations.signals.report import metric_label, percent, percentile
+from investigations.signals.report import clock, metric_label, percent, percentile
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -263,6 +263,14 @@ def signals_step(investigation, scope):
             f"read, over the scan's cap of {MAX_SERIES} series even as one series per "
             f"service, e.g. {', '.join(metric_scan.left_out[:3])}"
         )
+    if metric_scan and metric_scan.newest is not None:
+        behind = incident[1].timestamp() - metric_scan.newest
+        unchecked.append(
+            f"metrics: no series in scope has a sample after {clock(metric_scan.newest)}, "
+            f"{behind:.0f} s before the scan's end (the store is behind, or nothing in scope "
+            "was scraped since): what changed after it could not be seen, and series that "
+            "stopped were judged up to it"
+        )
     if metric_scan:
         credit_alerts(investigation, scope, service_label, metric_scan.owners)
     metric_scores = metric_scan.scores if metric_scan else []
@@ -414,6 +422,8 @@ def _describe_metric_scan(scan, service_label):
     )
     if scan.errors:
         text += f"; {len(scan.errors)} metric(s) could not be read"
+    if scan.newest is not None:
+        text += f"; no sample after {clock(scan.newest)}"
     output = {
         "series": scan.series_found,
         "metrics": scan.metrics,
@@ -427,6 +437,7 @@ def _describe_metric_scan(scan, service_label):
         "stopped": dict(stopped.most_common(20)),
         "restarted": dict(restarted.most_common(20)),
         "errors": scan.errors[:20],
+        "newest": scan.newest,
     }
     return output, text
 

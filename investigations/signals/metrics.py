@@ -211,6 +211,7 @@ class MetricScan:
     left_out: list[str] = field(default_factory=list)  # metrics not read, over the cap
     histograms: list[str] = field(default_factory=list)  # read as HISTOGRAM_QUANTILE
     owners: dict = field(default_factory=dict)  # see pod_owners
+    newest: float | None = None  # see newest_sample: set when the store is behind
 
 
 def plan_reads(series, cap, service_label):
@@ -410,6 +411,25 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     return scored
 
 
+def newest_sample(series, now):
+    """When nothing in scope has a sample in the last SILENT_AFTER (nor in SILENT_INTERVALS
+    of the most frequent series' interval) before `now`: the unix seconds of the newest
+    sample of any of `series` (lists of points). None when some series is that recent, or
+    none has a point: then the store is up to date, as far as the scan can tell.
+
+    Prometheus behind a remote-write queue that backs up, a Mimir or Thanos Receive whose
+    ingestion lags, a scrape pipeline that stopped for the whole scope: every series then
+    looks stopped at "now", and the scan would read the store's delay as every service
+    going silent at once."""
+    times = [[t for t, _ in points] for points in series if len(points) > 1]
+    if not times:
+        return None
+    newest = max(t[-1] for t in times)
+    intervals = [statistics.median(b - a for a, b in itertools.pairwise(t)) for t in times]
+    shortest = min((i for i in intervals if i > 0), default=0)
+    return newest if now - newest >= max(SILENT_AFTER, SILENT_INTERVALS * shortest) else None
+
+
 def resets(points):
     """Unix seconds of the points where a counter's value fell: it started over."""
     return [t1 for (_, v0), (t1, v1) in itertools.pairwise(points) if v1 < v0]
@@ -597,6 +617,10 @@ async def scan_metrics(
     step = scan.step_seconds = scan_step(baseline[0], now)
     cumulative = {name: is_cumulative(name, metadata) for name in [*names, *scan.aggregated]}
 
+    def smeared(name, aggregated):
+        """Whether a metric read per service is read as rates (counters, histograms)."""
+        return aggregated == "sum" or bool(aggregated and name in quantiles)
+
     async def fetch(name, per_service):
         """(name, how it was read per service: SeriesScore.aggregated, the result or None)."""
         aggregated = ("sum" if cumulative[name] else per_service_gauge(name)) if per_service else ""
@@ -607,7 +631,7 @@ async def scan_metrics(
         # Per service, counters are summed as rates, each over four steps (enough samples
         # at any usual scrape interval): a sum of counters jumps when a pod comes or goes.
         by = f"{service_label}, {by_pod[name]}" if name in by_pod else service_label
-        if aggregated == "sum" or (aggregated and name in quantiles):
+        if smeared(name, aggregated):
             rates = f"rate({{{matcher}}}[{4 * step}s])"
             query = (
                 f"histogram_quantile({HISTOGRAM_QUANTILE}, sum by ({service_label}, le) ({rates}))"
@@ -625,6 +649,7 @@ async def scan_metrics(
                 return name, aggregated, None
 
     reads = [fetch(n, False) for n in names] + [fetch(n, True) for n in scan.aggregated]
+    found = []  # (name, aggregated, quantile, counter, labels, points, resets)
     for name, aggregated, result in await asyncio.gather(*reads):
         if result is None:
             continue
@@ -645,12 +670,22 @@ async def scan_metrics(
                 [(labels, points) for labels, points, _ in read], aggregated, *crediting
             )
             read = [(labels, points, ()) for labels, points in pairs]
-        for labels, points, fell in read:
-            labels = credit(labels, *crediting)
-            scored = score_series(
-                points, *windows, metric=name, labels=labels, counter=counter, resets=fell
-            )
-            scored.aggregated, scored.quantile = aggregated, quantile
-            scan.scores.append(scored)
+        found += [
+            (name, aggregated, quantile, counter, credit(labels, *crediting), points, fell)
+            for labels, points, fell in read
+        ]
+    # Read as rates over four steps, a series per service runs on past its last sample.
+    scan.newest = newest_sample(
+        [points for name, aggregated, _, _, _, points, _ in found if not smeared(name, aggregated)],
+        windows[1][1],
+    )
+    if scan.newest is not None:  # nothing is later, so judge stops by the newest there is
+        windows = windows[0], (windows[1][0], scan.newest)
+    for name, aggregated, quantile, counter, labels, points, fell in found:
+        scored = score_series(
+            points, *windows, metric=name, labels=labels, counter=counter, resets=fell
+        )
+        scored.aggregated, scored.quantile = aggregated, quantile
+        scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

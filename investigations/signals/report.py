@@ -77,20 +77,20 @@ def _describe(suspect):
     for item in suspect.evidence[:3]:
         if item["kind"] == "metric":
             series = _series_name(item)
-            when = f" from {_clock(item['onset'])}" if item.get("onset") else ""
+            when = f" from {clock(item['onset'])}" if item.get("onset") else ""
             if item.get("restarted") is not None:
-                when += f", started over at {_clock(item['restarted'])}"
+                when += f", started over at {clock(item['restarted'])}"
             if item.get("stopped") is not None:
-                when += f", then stopped reporting from {_clock(item['stopped'])}"
+                when += f", then stopped reporting from {clock(item['stopped'])}"
             if item.get("stopped") is not None and item.get("onset") == item["stopped"]:
                 parts.append(
-                    f"{series} stopped reporting from {_clock(item['stopped'])} (baseline "
+                    f"{series} stopped reporting from {clock(item['stopped'])} (baseline "
                     f"median {_num(item['baseline'])})"
                 )
                 continue
             if item.get("restarted") is not None and item.get("onset") == item["restarted"]:
                 parts.append(
-                    f"{series} started over at {_clock(item['restarted'])} (a counter that "
+                    f"{series} started over at {clock(item['restarted'])} (a counter that "
                     "never did in the baseline: its process restarted)"
                 )
                 continue
@@ -115,8 +115,8 @@ def _describe(suspect):
             parts.append(
                 f"all {_count(item['series'], 'series', 'series')} of it that reported "
                 f"steadily through the baseline ({_count(item['metrics'], 'metric', 'metrics')})"
-                f" stopped reporting from {_clock(item['onset'])}"
-                + (f" to {_clock(item['last'])}" if item["last"] != item["onset"] else "")
+                f" stopped reporting from {clock(item['onset'])}"
+                + (f" to {clock(item['last'])}" if item["last"] != item["onset"] else "")
                 + ", and none of its series still moves"
                 + (", after the alert fired, so weak evidence" if item.get("late") else "")
             )
@@ -221,7 +221,7 @@ def _began(item):
     if not item.get("onset"):
         return ""
     late = ", after the alert fired, so weak evidence" if item.get("late") else ""
-    return f", from {_clock(item['onset'])}{late}"
+    return f", from {clock(item['onset'])}{late}"
 
 
 def _next_steps(top, alerting_services, unchecked):
@@ -292,7 +292,8 @@ def percentile(quantile):
     return f"p{round(quantile * 100, 1):g}"
 
 
-def _clock(seconds):
+def clock(seconds):
+    """Unix `seconds` as the report writes a moment: "14:02:30 UTC"."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
 
 

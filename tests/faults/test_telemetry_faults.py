@@ -9,9 +9,11 @@ ROOTLINE_<B>_TIMEOUT, or one that answers 500. Signals-only, and with the agents
 scripted Messages-API server through the real SDK), whose tools meet the same fault.
 """
 
+import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
@@ -23,6 +25,7 @@ from loki_stub import LogStore
 from loki_stub import serve as serve_loki
 
 from investigations import runner
+from investigations.signals.report import clock
 from investigations.telemetry.backend import RETRY_ATTEMPTS
 from tests.factories import make_alert, make_investigation
 from tests.investigations.agents.scripts import full_script
@@ -34,6 +37,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transa
 
 TIMEOUT = timedelta(milliseconds=500)
 SLOW_SECONDS = 3  # well past TIMEOUT; the server's thread sleeps it out on its own
+LAG = timedelta(minutes=3)  # how far behind the lagging store is
 FAILURE = b'{"status": "error", "errorType": "internal", "error": "injected fault"}'
 # The backend, the evidence it gives (as the report names it), its analyst's first tool.
 BACKENDS = {
@@ -52,6 +56,10 @@ class FaultyHandler(BaseHTTPRequestHandler):
             status, body = 200, b'{"status": "success", "data": []}'
         elif self.server.fault == "range queries fail" and "/query_range" not in self.path:
             status, body = self.relay()
+        elif self.server.fault == "behind":
+            status, body = self.relay()
+            if "/query_range" in self.path and status == 200:
+                body = behind(body, self.path)
         else:
             status, body = 500, FAILURE
         try:
@@ -75,9 +83,20 @@ class FaultyHandler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
+def behind(body, path):
+    """A range query's answer as from a store LAG behind: no point in its last LAG."""
+    [end] = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["end"]
+    answer = json.loads(body)
+    for series in answer["data"]["result"]:
+        series["values"] = [p for p in series["values"] if p[0] <= float(end) - LAG.seconds]
+    answer["data"]["result"] = [s for s in answer["data"]["result"] if s["values"]]
+    return json.dumps(answer).encode()
+
+
 class FaultyBackend(BackgroundServer):
     """A backend that is slow (`fault` "slow") or fails ("500") on every request, or
-    ("range queries fail") relays all but its range queries to `upstream` and fails those."""
+    relays them to `upstream` but fails its range queries ("range queries fail"), or
+    answers them as a store that lags LAG behind would ("behind")."""
 
     thread_name = "faulty-backend"
 
@@ -198,14 +217,10 @@ def test_a_backend_fault_leaves_a_completed_investigation_that_names_the_missing
         assert tool_step.status == "error" and name in tool_step.error, described
 
 
-def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
-    settings, prometheus_url, loki_url, faulty_url
-):
-    # Series are found, but every range query fails (as heavy ones do on a loaded store):
-    # the scan "succeeds" with no metric read, and the report must say so.
-    settings.ROOTLINE_LOKI_URL = loki_url
-    settings.ROOTLINE_PROMETHEUS_URL = faulty_url("range queries fail", prometheus_url)
-    settings.ROOTLINE_PROMETHEUS_TIMEOUT = TIMEOUT
+def investigate(settings, prometheus, loki):
+    """A signals-only investigation of the scenario's alert, run through the runner with
+    these backends: (the investigation, its scan_metrics step)."""
+    settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus, loki
     investigation = make_investigation(
         make_alert(namespace="shop", service="api", starts_at=ALERT), as_of=NOW
     )
@@ -214,7 +229,18 @@ def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
 
     investigation.refresh_from_db()
     assert investigation.status == "completed", investigation.error
-    scan = investigation.steps.get(tool="scan_metrics")
+    return investigation, investigation.steps.get(tool="scan_metrics")
+
+
+def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
+    settings, prometheus_url, loki_url, faulty_url
+):
+    # Series are found, but every range query fails (as heavy ones do on a loaded store):
+    # the scan "succeeds" with no metric read, and the report must say so.
+    settings.ROOTLINE_PROMETHEUS_TIMEOUT = TIMEOUT
+    prometheus = faulty_url("range queries fail", prometheus_url)
+    investigation, scan = investigate(settings, prometheus, loki_url)
+
     assert scan.output["metrics"] == 4 and scan.output["top"] == []
     assert "4 metric(s) could not be read" in scan.output_text
     assert investigation.report["root_cause"]["service"] == "db"  # from the logs
@@ -222,3 +248,24 @@ def test_prometheus_failing_only_its_range_queries_is_named_as_missing_evidence(
     assert missing.startswith("metrics: 4 of 4 metrics could not be read")
     assert "HTTP 500: injected fault" in missing
     assert f"Not checked: {missing}" in investigation.report_text
+
+
+def test_a_store_that_lags_is_not_read_as_every_service_going_silent(
+    settings, prometheus_url, faulty_url
+):
+    # A remote-write queue that backs up, an ingester that lags: the store has nothing of
+    # the last three minutes, for any series. Judged against "now", every steady series
+    # stopped and every service went silent at once; judged against the newest sample
+    # there is, nothing stopped, and the report says which minutes it could not see.
+    investigation, scan = investigate(settings, faulty_url("behind", prometheus_url), loki="")
+
+    newest = (NOW - LAG).timestamp()
+    assert newest - 60 < scan.output["newest"] <= newest, scan.output
+    assert scan.output["stopped"] == {}, scan.output
+    assert f"no sample after {clock(scan.output['newest'])}" in scan.output_text
+    assert all(e["kind"] != "silence" for s in investigation.suspects for e in s["evidence"])
+    assert investigation.report["root_cause"]["service"] == "db"  # changed at ONSET
+    [lag] = investigation.report["unchecked"][1:]
+    after = clock(scan.output["newest"])
+    assert lag.startswith(f"metrics: no series in scope has a sample after {after}, ")
+    assert f"Not checked: {lag}" in investigation.report_text

@@ -16,7 +16,13 @@ import pytest
 
 from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import build_report, rank_suspects, scan_metrics, suspects
-from investigations.signals.metrics import APPEARED_SCORE, resets, score_series, stopped
+from investigations.signals.metrics import (
+    APPEARED_SCORE,
+    newest_sample,
+    resets,
+    score_series,
+    stopped,
+)
 from investigations.signals.report import evidence_gist
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.realprometheus import running_prometheus
@@ -58,6 +64,17 @@ def test_a_gap_that_heals_and_a_sparse_series_are_not_stops():
 
     assert stopped(healed, BASELINE, now=3900) is None
     assert stopped(sparse, BASELINE, now=3900) is None
+
+
+def test_a_store_with_nothing_recent_in_scope_is_behind_not_silent():
+    # Every series ends three minutes before "now": the store has not got the rest.
+    assert newest_sample([every(30, end=3720), every(15, end=3705)], now=3900) == 3720
+    # One series is recent: the store is up to date, and the others did stop.
+    assert newest_sample([every(30, end=3720), every(15, end=3885)], now=3900) is None
+    # A scope scraped every five minutes is not late after three.
+    assert newest_sample([every(300, end=3600)], now=3900) is None
+    assert newest_sample([every(300, end=2700)], now=3900) == 2700
+    assert newest_sample([[(3600, 1.0)], []], now=3900) is None  # no interval to judge
 
 
 def test_a_counter_that_starts_over_only_in_the_incident_restarted():
