@@ -131,10 +131,13 @@ class SuspectOut(BaseModel):
         "they were over the scan's cap; `quantile` is the quantile a histogram's buckets were "
         "read as, else null; `stopped` is when a steady series stopped reporting, unix "
         "seconds, else null; `restarted` when a counter started over in the incident though "
-        "it never did in the baseline, else null), `silence` (every steady series of the "
-        "service stopped and none of its series still moves: `series` and `metrics` count "
-        "them, `onset` and `last` are the first and last of their stops), `logs` "
-        "(its error-like lines), `paths` (requests that stopped going through it as before)",
+        "it never did in the baseline, else null; `left_constant` is true where the series "
+        "held one value through the baseline and another in the incident: a state that "
+        "changed, as a replica count or a process' start time), `silence` (every steady "
+        "series of the service stopped and none of its series still moves: `series` and "
+        "`metrics` count them, `onset` and `last` are the first and last of their stops), "
+        "`logs` (its error-like lines), `paths` (requests that stopped going through it as "
+        "before)",
     )
 
 

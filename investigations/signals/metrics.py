@@ -73,6 +73,13 @@ a restart of the process that counts) when it never did in the baseline marks a 
 `restarted` at the first such step, scored as a series that appeared, unless its rate moved
 more. A container restarted in its pod (out of memory, a failed liveness probe) keeps its
 series and resets them all; only a counter read series by series can show it.
+
+A gauge held at one value through the whole baseline (CONSTANT_POINTS or more) that holds
+another, unchanged, for HOLD_SECONDS in the incident changed state: a replica count, a
+process' start time, a configuration's generation or reload time. Its robust deviation
+says little (no spread to measure against, and the floor of a share of its level makes a
+start time that moves by an hour a millionth of a change), so it is `left_constant` and
+scores as a series that appeared, unless it moved more.
 """
 
 import asyncio
@@ -116,6 +123,9 @@ SILENT_COVERAGE = 0.9
 SILENT_AFTER = 120
 SILENT_INTERVALS = 3
 SILENT_EARLIER = 600
+# A gauge held at one value through a baseline of at least this many points that holds
+# another for HOLD_SECONDS changed state (see the module's docstring).
+CONSTANT_POINTS = 10
 # How long a change must hold to count in full, and what a briefer one (two consecutive
 # points) counts (measured on the case packs: 90 to 120 s and 0.05 to 0.15 score alike;
 # docs/BENCHMARKS.md).
@@ -177,6 +187,9 @@ class SeriesScore:
     # series held at one value (a target's `up` at 0 while its other series went silent,
     # an info series at 1) says nothing of whether its service still works.
     moving: bool = False
+    # Whether it held one value through the baseline and another, unchanged, through a
+    # stretch of the incident (see the module's docstring); its incident_peak is that one.
+    left_constant: bool = False
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -196,6 +209,7 @@ class SeriesScore:
             "quantile": self.quantile,
             "stopped": self.stopped,
             "restarted": self.restarted,
+            "left_constant": self.left_constant,
         }
 
 
@@ -483,11 +497,16 @@ def _score_values(points, baseline, incident, metric, labels, counter):
     usual = returns(base, median, scale, level) if score else 0
     if usual >= ROUTINE_RETURNS:
         score, scored.returns = score * ROUTINE_WEIGHT, usual
+    scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
+    constant = len(base) >= CONSTANT_POINTS and min(base) == max(base)
+    state = new_state(inside, median) if constant and score < APPEARED_SCORE else None
+    if state is not None:
+        score, lasting, scored.left_constant = APPEARED_SCORE, state - median, True
+        scored.onset = next(t for t, v in inside if v != median)
     scored.score = score
     scored.direction = (1 if lasting > 0 else -1) if score else 0
-    scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
     scored.baseline_median = median
-    scored.incident_peak = max(z, key=lambda item: abs(item[0]))[2]
+    scored.incident_peak = state if state is not None else max(z, key=lambda item: abs(item[0]))[2]
     scored.saturated = saturation(metric, median, inside) if score >= CHANGE_SIGMAS else None
     return scored
 
@@ -507,6 +526,19 @@ def saturation(metric, median, inside):
         return None
     held = shared_over([(v / full, t, v) for t, v in inside], HOLD_SECONDS)
     return held if held >= SATURATION_LEVEL else None
+
+
+def new_state(points, value):
+    """The value other than `value` that `points` (unix seconds, value) held, unchanged,
+    for HOLD_SECONDS; None if none did."""
+    first = 0
+    for i in range(1, len(points) + 1):
+        if i == len(points) or points[i][1] != points[first][1]:
+            held, since = points[first][1], points[first][0]
+            if held != value and points[i - 1][0] - since >= HOLD_SECONDS:
+                return held
+            first = i
+    return None
 
 
 def resolution(values):

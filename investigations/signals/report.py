@@ -101,6 +101,13 @@ def _describe(suspect):
                     f"{item['baseline'] / (full_scale(item['metric']) or 1):.1%}){when}"
                 )
                 continue
+            if item.get("left_constant"):
+                parts.append(
+                    f"{series} went {item['direction']} from {_num(item['baseline'])}, its "
+                    f"only value through the baseline, to {_num(item['incident'])} "
+                    f"({item['incident'] - item['baseline']:+.4g}){when}"
+                )
+                continue
             usual = (
                 f"; a level it reached {item['returns']} separate times in the baseline"
                 if item.get("returns")
@@ -202,6 +209,7 @@ def evidence_gist(item):
     elif kind == "metric":
         text = f"{metric_label(item)} {item.get('direction', '')} ({item['score']:.1f})"
         text += ", a usual level" if item.get("returns") else ""
+        text += ", off its only value" if item.get("left_constant") else ""
         text += ", saturated" if item.get("saturated") is not None else ""
         text += ", all its series" if item.get("aggregated") else ""
         text += ", then stopped" if item.get("stopped") is not None else ""

@@ -432,6 +432,55 @@ def test_a_series_flat_at_zero_tops_out_near_a_thousand():
     assert score_series(zero + blip, *windows).score == pytest.approx(BRIEF_WEIGHT * lasting)
 
 
+def test_a_gauge_that_leaves_its_only_value_for_another_changed_state(monkeypatch):
+    # One sample a minute. A replica count held at 3 for the hour drops to 2; a process'
+    # start time moves by the hour the process ran before it restarted.
+    windows = (0, 3600), (3600, 3900)
+    start = 1_796_000_000.0
+
+    def scored(before, *incident):
+        points = [(t, before) for t in range(0, 3600, 60)]
+        return score_series(
+            points + list(zip(range(3600, 3900, 60), incident, strict=True)),
+            *windows,
+            metric="m",
+            labels={"service": "api", "pod": "api-1"},
+        )
+
+    replicas = scored(3.0, 3.0, 2.0, 2.0, 2.0, 2.0)
+    restart = scored(start, start, start + 3600, start + 3600, start + 3600, start + 3600)
+    for state, direction, now in ((replicas, -1, 2.0), (restart, 1, start + 3600)):
+        assert state.left_constant and state.score == APPEARED_SCORE
+        assert (state.direction, state.onset, state.incident_peak) == (direction, 3660, now)
+    # Not a new state: a minute at another value, a value that keeps moving, a series
+    # that was not held at one value, and one that moved more than a state change counts.
+    assert not scored(3.0, 3.0, 2.0, 3.0, 3.0, 3.0).left_constant
+    assert not scored(20.5, 20.5, 20.55, 20.6, 20.65, 20.7).left_constant
+    noisy = score_series(
+        [(t, 3.0 + (n % 2)) for n, t in enumerate(range(0, 3600, 60))]
+        + [(t, 2.0) for t in range(3600, 3900, 60)],
+        *windows,
+    )
+    assert not noisy.left_constant
+    from_zero = scored(0.0, 0.0, 5.0, 5.0, 5.0, 5.0)
+    assert not from_zero.left_constant and from_zero.score > APPEARED_SCORE
+
+    ranked = rank_suspects([replicas], {}, "service", services_in_scope=["web"])
+    suspect = ranked[0]
+    assert suspect.service == "api"
+    item = suspect.evidence[0]
+    assert item["left_constant"] and evidence_gist(item) == "m down (10.0), off its only value"
+    report, _ = build_report([suspect], alerting_services=["web"], unchecked=[])
+    assert (
+        "m{pod=api-1} went down from 3, its only value through the baseline, to 2 (-1)"
+        in report["summary"]
+    )
+    # Read by their robust deviations alone, neither is a change.
+    monkeypatch.setattr(metrics, "CONSTANT_POINTS", math.inf)
+    assert scored(3.0, 3.0, 2.0, 2.0, 2.0, 2.0).score < APPEARED_SCORE
+    assert scored(start, start, *[start + 3600] * 4).score < 1
+
+
 def test_a_ratio_held_at_its_ceiling_is_saturation():
     # One sample a minute. A container's CPU, as a share of its limit, idles at 0.3-0.9%
     # (its noise makes the jump to its limit "only" a few hundred deviations) and then

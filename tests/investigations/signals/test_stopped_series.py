@@ -4,7 +4,8 @@ The scenario, served by a real Prometheus (backfilled by promtool): `web`, the a
 service, fails and slows from a minute after ONSET; `cart` (one pod) stops reporting at
 ONSET, every series of it, while Prometheus, failing to scrape it, keeps writing its `up`
 at 0; `checkout` is rolled (its old pod stops at ONSET, up included, and a new one starts
-then); `cache` restarts in its pod 30 s after ONSET (its counter starts over).
+then); `cache` restarts in its pod 30 s after ONSET (its counter starts over, its start
+time moves).
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from investigations.runner import _describe_metric_scan as describe
-from investigations.signals import build_report, rank_suspects, scan_metrics, suspects
+from investigations.signals import build_report, metrics, rank_suspects, scan_metrics, suspects
 from investigations.signals.metrics import (
     APPEARED_SCORE,
     newest_sample,
@@ -179,19 +180,39 @@ def openmetrics():
         last={"cart-7f9c": end},
     )
     family("failures", "counter", "Requests failed.", failures, pods={"web-5d8f": pods["web-5d8f"]})
+    # What every client library exports: the process' start time, which a restart moves.
+    restarted = ONSET + timedelta(seconds=30)
+    family(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        pods={pod: pods[pod] for pod in ("web-5d8f", "cache-0")},
+        value=lambda pod, service, t: (
+            (restarted if pod == "cache-0" and t >= restarted else START).timestamp() - 7.25
+        ),
+    )
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    async def main(url):
+def run_scan(url):
+    async def main():
         async with PrometheusClient(BackendConfig(url=url, name="Prometheus")) as prometheus:
             return await scan_metrics(
                 prometheus, '{namespace="shop"}', *WINDOWS, now=NOW, service_label="service"
             )
 
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory):
     with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        return asyncio.run(main(url))
+        yield url
+
+
+@pytest.fixture(scope="module")
+def scan(prometheus_url):
+    return run_scan(prometheus_url)
 
 
 @pytest.mark.slow
@@ -208,12 +229,36 @@ def test_the_series_of_a_pod_that_went_away_stopped_where_it_did(scan):
     restarts = {(s.metric, s.labels["pod"]): s.restarted for s in scan.scores if s.restarted}
     assert list(restarts) == [("requests_total", "cache-0")]
     assert ONSET.timestamp() < restarts["requests_total", "cache-0"] <= ONSET.timestamp() + 60
+    # Its start time, a gauge held at one value for the hour, now holds another.
+    started = {s.labels["pod"]: s for s in scan.scores if s.metric == "process_start_time_seconds"}
+    assert started["cache-0"].left_constant and started["cache-0"].direction == 1
+    assert started["cache-0"].onset == restarts["requests_total", "cache-0"]
+    assert not started["web-5d8f"].left_constant and started["web-5d8f"].score == 0
     # cart's `up` went on, at 0: a change, but no sign that cart works.
     [up] = [s for s in scan.scores if s.metric == "up" and s.labels["pod"] == "cart-7f9c"]
     assert up.stopped is None and up.direction == -1 and up.incident_peak == 0
     assert not up.moving
     for at in stops.values():
         assert ONSET.timestamp() - 30 <= at <= ONSET.timestamp() + 30
+
+
+@pytest.mark.slow
+def test_over_the_cap_a_restart_shows_in_the_service_s_start_time(prometheus_url, monkeypatch):
+    # Every metric read as one series per service: a counter as the sum of its series'
+    # rates, which a reset does not show (a metric with one series per service, as the
+    # start time here, is read as it is; a service's several would be averaged).
+    monkeypatch.setattr(metrics, "MAX_SERIES", 15)
+    capped = run_scan(prometheus_url)
+
+    assert capped.aggregated == ["inflight", "requests_total", "up"] and not capped.left_out
+    cache = {s.metric: s for s in capped.scores if s.labels.get("service") == "cache"}
+    assert cache["requests_total"].aggregated == "sum" and cache["requests_total"].restarted is None
+    started = cache["process_start_time_seconds"]
+    assert started.left_constant and started.direction == 1
+    assert ONSET.timestamp() < started.onset <= ONSET.timestamp() + 60
+    ranked = rank_suspects(capped.scores, {}, "service", services_in_scope=["web"])
+    cache_suspect = next(s for s in ranked if s.service == "cache")
+    assert cache_suspect.evidence[0]["metric"] == "process_start_time_seconds"
 
 
 @pytest.mark.slow
