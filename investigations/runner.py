@@ -305,6 +305,7 @@ def signals_step(investigation, scope):
         for kind, name in (
             ("metric", "metrics"),
             ("silence", "metrics"),
+            ("rollout", "metrics"),
             ("logs", "logs"),
             ("paths", "paths"),
         )
@@ -395,6 +396,7 @@ def _describe_metric_scan(scan, service_label):
 
     stopped = services(lambda s: s.stopped is not None)
     restarted = services(lambda s: s.restarted is not None)
+    taken_over = services(lambda s: s.replaces is not None)
     text = (
         f"{scan.series_found} series of {scan.metrics} metrics scanned"
         f"{' (capped)' if scan.truncated else ''}"
@@ -410,7 +412,11 @@ def _describe_metric_scan(scan, service_label):
             f"{what}: "
             + ", ".join(f"{n} series of {service}" for service, n in found.most_common(5))
             + "; "
-            for what, found in (("stopped reporting", stopped), ("started over", restarted))
+            for what, found in (
+                ("stopped reporting", stopped),
+                ("started over", restarted),
+                ("taken over by new pods", taken_over),
+            )
             if found
         )
         + (
@@ -436,6 +442,7 @@ def _describe_metric_scan(scan, service_label):
         "saturated": saturated,
         "stopped": dict(stopped.most_common(20)),
         "restarted": dict(restarted.most_common(20)),
+        "taken_over": dict(taken_over.most_common(20)),
         "errors": scan.errors[:20],
         "newest": scan.newest,
     }

@@ -80,6 +80,15 @@ process' start time, a configuration's generation or reload time. Its robust dev
 says little (no spread to measure against, and the floor of a share of its level makes a
 start time that moves by an hour a millionth of a change), so it is `left_constant` and
 scores as a series that appeared, unless it moved more.
+
+Pods replaced in the incident (a rollout, pods evicted or rescheduled) begin every series
+of their service again under new labels: the old pods' series stop, the new pods' appear,
+and a new version's values have no baseline of their own (one five times slower would
+show nothing but its appearance). Each series of a new pod takes over the series of the
+pod it replaced (see `successions`: the same metric, the same labels but those that say
+where it runs) and is scored against that one's baseline, as if the pod had kept its
+name; the replaced series' stop is no change of its own (`replaced`), and the replacement
+is evidence of its own (suspects.py's `rollout`).
 """
 
 import asyncio
@@ -190,6 +199,14 @@ class SeriesScore:
     # Whether it held one value through the baseline and another, unchanged, through a
     # stretch of the incident (see the module's docstring); its incident_peak is that one.
     left_constant: bool = False
+    # Whether its pod was replaced: it stopped, and a new pod's series took it over (see
+    # `successions`); and, for that one, the pod whose series it took over and when it
+    # began, else None.
+    replaced: bool = False
+    replaces: str | None = None
+    began: float | None = None
+    # The value of its first workload label (its pod), else None.
+    workload: str | None = None
 
     def as_evidence(self, service_label):
         labels = {k: v for k, v in self.labels.items() if k not in ("__name__", service_label)}
@@ -210,6 +227,7 @@ class SeriesScore:
             "stopped": self.stopped,
             "restarted": self.restarted,
             "left_constant": self.left_constant,
+            "replaces": self.replaces,
         }
 
 
@@ -399,7 +417,9 @@ def scan_step(start, end):
     return STEP_SECONDS * max(1, math.ceil(points / MAX_POINTS_PER_SERIES))
 
 
-def score_series(points, baseline, incident, metric="", labels=None, counter=False, resets=()):
+def score_series(
+    points, baseline, incident, metric="", labels=None, counter=False, resets=(), replaced=False
+):
     """The SeriesScore of one series (`metric`, `labels` and `counter` are only carried).
 
     `points` are (unix seconds, value); `baseline` and `incident` are (start, end) unix
@@ -408,7 +428,8 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     reporting in the incident scores as much (see `stopped`), or what its values did before,
     if more; so does a counter that started over in the incident and never in the baseline
     (`resets`: unix seconds of the steps where it fell). Otherwise, with no incident points
-    it scores 0.
+    it scores 0. The stop of a series whose pod was `replaced` (see `successions`) is no
+    change of its own.
     """
     scored = _score_values(points, baseline, incident, metric, labels, counter)
     now = incident[1]
@@ -417,10 +438,12 @@ def score_series(points, baseline, incident, metric="", labels=None, counter=Fal
     scored.stopped = stopped(points, baseline, now)
     if not any(baseline[0] <= t < baseline[1] for t in resets):
         scored.restarted = next((t for t in resets if incident[0] <= t <= now), None)
-    changed = scored.stopped if scored.stopped is not None else scored.restarted
+    scored.replaced = replaced
+    stop = None if replaced else scored.stopped
+    changed = stop if stop is not None else scored.restarted
     if changed is not None and scored.score < APPEARED_SCORE:
         scored.score, scored.onset = APPEARED_SCORE, changed
-        scored.direction = -1 if scored.stopped is not None else 0
+        scored.direction = -1 if stop is not None else 0
         scored.returns, scored.saturated = 0, None
     return scored
 
@@ -442,6 +465,67 @@ def newest_sample(series, now):
     intervals = [statistics.median(b - a for a, b in itertools.pairwise(t)) for t in times]
     shortest = min((i for i in intervals if i > 0), default=0)
     return newest if now - newest >= max(SILENT_AFTER, SILENT_INTERVALS * shortest) else None
+
+
+def pod_labels(series, service_label, workload_label):
+    """{(service, metric): the labels that hold one value on each pod}: of `series`,
+    [(metric, labels)], the labels that say where a series runs (the pod's name, its
+    address in `instance`, its node, its version's hash), not what it measures (a route,
+    a status code, which a pod answers with several of)."""
+    values = {}  # (service, metric, label, pod) -> values
+    for metric, labels in series:
+        service, pod = labels.get(service_label), labels.get(workload_label)
+        if service and pod:
+            for name, value in labels.items():
+                values.setdefault((service, metric, name, pod), set()).add(value)
+    several = {key[:3] for key, seen in values.items() if len(seen) > 1}
+    where = {}
+    for service, metric, name, _ in values:
+        if (service, metric, name) not in several:
+            where.setdefault((service, metric), set()).add(name)
+    return where
+
+
+def successions(series, baseline, incident, service_label, workload_labels):
+    """({index of a series of a new pod: index of the series it took over}, {indices of the
+    series replaced}) among `series`, [(metric, labels, points)] with `baseline` and
+    `incident` (start, end) unix seconds.
+
+    A series took over another of the same metric and service whose labels, but those that
+    say where it runs (see `pod_labels`), are the same, when that one reported steadily through
+    the baseline and stopped (metrics.stopped) and this one began after the baseline's
+    start and at most SILENT_EARLIER before the incident (a rollout takes minutes, and an
+    alert waits its rule's `for`). Of several stopped, it takes over the last to stop."""
+    workload_label = next(iter(workload_labels), None)
+    if workload_label is None:
+        return {}, set()
+    where = pod_labels([(m, labels) for m, labels, _ in series], service_label, workload_label)
+    now = incident[1]
+    old, new = {}, {}  # key -> [(stop, index)], [index]
+    for index, (metric, labels, points) in enumerate(series):
+        service = labels.get(service_label)
+        if not points or not service or not labels.get(workload_label):
+            continue
+        runs = where.get((service, metric), set())
+        key = (service, metric, frozenset((k, v) for k, v in labels.items() if k not in runs))
+        began = points[0][0]
+        stop = stopped(points, baseline, now)
+        if stop is not None:
+            old.setdefault(key, []).append((stop, index))
+        elif began > baseline[0] + SILENT_AFTER and began >= incident[0] - SILENT_EARLIER:
+            new.setdefault(key, []).append(index)
+    took_over = {i: max(old[key])[1] for key, indices in new.items() if key in old for i in indices}
+    replaced = {i for key in new if key in old for _, i in old[key]}
+    return took_over, replaced
+
+
+def taken_over(predecessor, successor, baseline, incident):
+    """(points, baseline, incident) to score `successor`'s points by: the predecessor's
+    before the successor began (or before the incident, if earlier) as its baseline, and
+    everything of its own as the incident."""
+    cut = min(successor[0][0], incident[0])
+    points = [p for p in predecessor if p[0] < cut] + list(successor)
+    return points, (baseline[0], cut), (cut, incident[1])
 
 
 def resets(points):
@@ -713,11 +797,29 @@ async def scan_metrics(
     )
     if scan.newest is not None:  # nothing is later, so judge stops by the newest there is
         windows = windows[0], (windows[1][0], scan.newest)
-    for name, aggregated, quantile, counter, labels, points, fell in found:
+    took_over, replaced = successions(
+        [(name, labels, points) for name, _, _, _, labels, points, _ in found],
+        *windows,
+        service_label,
+        workload_labels,
+    )
+    for index, (name, aggregated, quantile, counter, labels, points, fell) in enumerate(found):
+        judged = (points, *windows)
+        if index in took_over:
+            judged = taken_over(found[took_over[index]][5], points, *windows)
         scored = score_series(
-            points, *windows, metric=name, labels=labels, counter=counter, resets=fell
+            *judged,
+            metric=name,
+            labels=labels,
+            counter=counter,
+            resets=fell,
+            replaced=index in replaced,
         )
         scored.aggregated, scored.quantile = aggregated, quantile
+        scored.workload = next((labels[n] for n in workload_labels if labels.get(n)), None)
+        if index in took_over:
+            scored.replaces = found[took_over[index]][4].get(workload_labels[0])
+            scored.began = points[0][0]
         scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)
     return scan

@@ -113,6 +113,8 @@ def _describe(suspect):
                 if item.get("returns")
                 else ""
             )
+            if item.get("replaces"):
+                usual += f"; against the baseline of {item['replaces']}, the pod it replaced"
             parts.append(
                 f"{series} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
@@ -125,6 +127,15 @@ def _describe(suspect):
                 f" stopped reporting from {clock(item['onset'])}"
                 + (f" to {clock(item['last'])}" if item["last"] != item["onset"] else "")
                 + ", and none of its series still moves"
+                + (", after the alert fired, so weak evidence" if item.get("late") else "")
+            )
+        elif item["kind"] == "rollout":
+            parts.append(
+                f"{_count(item['pods_replaced'], 'pod', 'pods')} of it "
+                f"({_names(item['replaced'], item['pods_replaced'])}) stopped and "
+                f"{_count(item['pods_new'], 'new one', 'new ones')} "
+                f"({_names(item['new'], item['pods_new'])}) took over their series from "
+                f"{clock(item['onset'])}: a rollout, or pods evicted or rescheduled"
                 + (", after the alert fired, so weak evidence" if item.get("late") else "")
             )
         elif item["kind"] == "paths":
@@ -215,6 +226,8 @@ def evidence_gist(item):
         text += ", then stopped" if item.get("stopped") is not None else ""
     elif kind == "silence":
         text = f"stopped reporting ({_count(item['series'], 'series', 'series')})"
+    elif kind == "rollout":
+        text = f"pods replaced ({item['pods_replaced']} by {item['pods_new']})"
     elif kind == "paths":
         text = f"{item['incident_diverged']} requests stopped here"
     elif kind == "logs":
@@ -245,6 +258,12 @@ def _next_steps(top, alerting_services, unchecked):
                 f"{top.service}'s {full[0]['metric']} held at its ceiling: find what uses it "
                 "(a hot loop, a neighbour on the node, more traffic) and whether its limit "
                 "fits; throttling there slows every request through it."
+            )
+        if any(item["kind"] == "rollout" for item in top.evidence):
+            steps.append(
+                f"{top.service}'s pods were replaced around the onset: find what rolled out "
+                "(its rollout history, the image and config of the new pods) or why the old "
+                "pods went (evicted, node drained), and roll back if the change began there."
             )
         if any(item["kind"] == "silence" for item in top.evidence):
             steps.append(
@@ -303,6 +322,12 @@ def percentile(quantile):
 def clock(seconds):
     """Unix `seconds` as the report writes a moment: "14:02:30 UTC"."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%H:%M:%S UTC")
+
+
+def _names(names, count):
+    """Up to a few `names` of `count`, saying how many more there are."""
+    more = count - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
 
 
 def _count(n, one, many):

@@ -18,6 +18,9 @@ Each modality ranks services on its own, then the two are combined:
   and none still reports a value that moves (see metrics.py's `stopped`): the service is
   down or gone, or Prometheus no longer reaches it; 1 shared among the services that went
   silent.
+- rollout: pods of the service were replaced in the incident (a new version rolled out,
+  pods evicted or rescheduled; see metrics.py's `successions`); 1 shared among the
+  services rolled at once.
 
 Each is scaled to 0..1 by the best service of its kind and they are added, so that a
 service abnormal in several leads. Request paths count twice and, where there is log
@@ -29,13 +32,17 @@ size in robust deviations says little (a CPU from 1% of its limit to 100% moves 
 an idle caller's sparse latency). Silence counts as much as request paths: both say the
 service stopped doing its work, and a service that no longer reports at all cannot show
 its fault in its values, while its callers' failures show in their metrics and their logs
-(up to 1.5 together) and must not outweigh it. Ties go to the earliest change: a fault
-shows first where it is.
+(up to 1.5 together) and must not outweigh it. A rollout counts half as much as the best
+service of a kind: it says that something changed there, not that it failed, so a healthy
+one does not outrank a service whose values changed most; a new version that fails shows
+in its new pods' series as well, judged against the old pods' baseline, and then leads.
+Ties go to the earliest change: a fault shows first where it is.
 
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
 LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, not none),
-and so does a silence that began then. Log lines, requests and stops carry their own
+and so does a silence or a rollout that began then (pods replaced after the alert are more
+often its remedy than its cause). Log lines, requests and stops carry their own
 time. A metric's onset is only when a 30-second step first crossed CHANGE_SIGMAS, and a
 change that builds (a CPU saturating, a queue filling) crosses late, so metrics are not
 judged by it (measured on the case packs: it cost the largest pack a case;
@@ -49,10 +56,12 @@ from dataclasses import dataclass, field
 from investigations.signals.metrics import CHANGE_SIGMAS
 
 MAX_EVIDENCE = 5
+MAX_PODS_NAMED = 3
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
 SATURATION_WEIGHT = 1.0
 SILENCE_WEIGHT = 2.0
+ROLLOUT_WEIGHT = 0.5
 LATE_AFTER = 60
 LATE_WEIGHT = 0.1
 
@@ -66,6 +75,7 @@ class Suspect:
     path_score: float = 0.0
     saturation_score: float = 0.0
     silence_score: float = 0.0
+    rollout_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
 
@@ -78,6 +88,7 @@ class Suspect:
             "path_score": round(self.path_score, 3),
             "saturation_score": round(self.saturation_score, 3),
             "silence_score": round(self.silence_score, 3),
+            "rollout_score": round(self.rollout_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
         }
@@ -149,14 +160,18 @@ def rank_suspects(
         if paths.score > 0:
             suspect = suspects.setdefault(service, Suspect(service))
             suspect.path_score = weigh(suspect, paths)
-    silent = silences(metric_scores, service_label)
-    for service, evidence in silent.items():
-        suspect = suspects.setdefault(service, Suspect(service))
-        # A stop is timed to the sample: one after the alert fired is judged as logs are.
-        late = alert_start is not None and evidence["onset"] > alert_start + LATE_AFTER
-        suspect.silence_score = (LATE_WEIGHT if late else 1.0) / len(silent)
-        suspect.evidence.insert(0, {**evidence, "late": late})
-        suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
+    for kind, found in (
+        ("rollout", rollouts(metric_scores, service_label)),
+        ("silence", silences(metric_scores, service_label)),
+    ):
+        for service, evidence in found.items():
+            suspect = suspects.setdefault(service, Suspect(service))
+            # Stops and starts are timed to the sample: one after the alert fired is
+            # judged as logs are.
+            late = alert_start is not None and evidence["onset"] > alert_start + LATE_AFTER
+            setattr(suspect, f"{kind}_score", (LATE_WEIGHT if late else 1.0) / len(found))
+            suspect.evidence.insert(0, {**evidence, "late": late})
+            suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
     top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
     top_log = max((s.log_score for s in suspects.values()), default=0)
     top_path = max((s.path_score for s in suspects.values()), default=0)
@@ -168,6 +183,7 @@ def rank_suspects(
             + (PATH_WEIGHT * suspect.path_score / top_path if top_path else 0.0)
             + SATURATION_WEIGHT * suspect.saturation_score
             + SILENCE_WEIGHT * suspect.silence_score
+            + ROLLOUT_WEIGHT * suspect.rollout_score
         )
     return sorted(
         suspects.values(),
@@ -199,4 +215,33 @@ def silences(metric_scores, service_label):
         }
         for service, found in stopped.items()
         if service not in reporting
+    }
+
+
+def rollouts(metric_scores, service_label):
+    """{service: its `rollout` evidence} for the services some of whose pods were replaced
+    in the incident: their series stopped and a new pod's took them over (see
+    metrics.successions). `replaced` and `new` name up to MAX_PODS_NAMED of the pods."""
+    gone, new, times = {}, {}, {}
+    for series in metric_scores:
+        service = series.labels.get(service_label)
+        if not service or not series.workload:
+            continue
+        if series.replaced:
+            gone.setdefault(service, set()).add(series.workload)
+            times.setdefault(service, []).append(series.stopped)
+        elif series.replaces:
+            new.setdefault(service, set()).add(series.workload)
+            times.setdefault(service, []).append(series.began)
+    return {
+        service: {
+            "kind": "rollout",
+            "replaced": sorted(gone[service])[:MAX_PODS_NAMED],
+            "new": sorted(pods)[:MAX_PODS_NAMED],
+            "pods_replaced": len(gone[service]),
+            "pods_new": len(pods),
+            "onset": min(times[service]),
+        }
+        for service, pods in new.items()
+        if service in gone
     }

@@ -107,7 +107,10 @@ def prometheus_url(tmp_path_factory):
         yield url
 
 
-def run_scan(url, baseline, incident):
+def run_scan(url, baseline, incident, workload_labels=()):
+    """The metric scan of namespace `shop` on the Prometheus at `url`, as of the incident's
+    end, services named by `service`."""
+
     async def main():
         config = BackendConfig(url=url, name="Prometheus")
         async with PrometheusClient(config) as prometheus:
@@ -118,6 +121,7 @@ def run_scan(url, baseline, incident):
                 incident,
                 now=incident[1],
                 service_label="service",
+                workload_labels=workload_labels,
             )
 
     return asyncio.run(main())

@@ -8,7 +8,6 @@ then); `cache` restarts in its pod 30 s after ONSET (its counter starts over, it
 time moves).
 """
 
-import asyncio
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from investigations.runner import _describe_metric_scan as describe
-from investigations.signals import build_report, metrics, rank_suspects, scan_metrics, suspects
+from investigations.signals import build_report, metrics, rank_suspects, suspects
 from investigations.signals.metrics import (
     APPEARED_SCORE,
     newest_sample,
@@ -25,7 +24,7 @@ from investigations.signals.metrics import (
     stopped,
 )
 from investigations.signals.report import evidence_gist
-from investigations.telemetry import BackendConfig, PrometheusClient
+from tests.investigations.signals.test_metric_scan import run_scan
 from tests.realprometheus import running_prometheus
 
 # Unix seconds for the unit tests: an hour of baseline, five minutes of incident.
@@ -194,16 +193,6 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-def run_scan(url):
-    async def main():
-        async with PrometheusClient(BackendConfig(url=url, name="Prometheus")) as prometheus:
-            return await scan_metrics(
-                prometheus, '{namespace="shop"}', *WINDOWS, now=NOW, service_label="service"
-            )
-
-    return asyncio.run(main())
-
-
 @pytest.fixture(scope="module")
 def prometheus_url(tmp_path_factory):
     with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
@@ -212,7 +201,7 @@ def prometheus_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scan(prometheus_url):
-    return run_scan(prometheus_url)
+    return run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
 
 
 @pytest.mark.slow
@@ -248,7 +237,7 @@ def test_over_the_cap_a_restart_shows_in_the_service_s_start_time(prometheus_url
     # rates, which a reset does not show (a metric with one series per service, as the
     # start time here, is read as it is; a service's several would be averaged).
     monkeypatch.setattr(metrics, "MAX_SERIES", 15)
-    capped = run_scan(prometheus_url)
+    capped = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
 
     assert capped.aggregated == ["inflight", "requests_total", "up"] and not capped.left_out
     cache = {s.metric: s for s in capped.scores if s.labels.get("service") == "cache"}
@@ -276,11 +265,22 @@ def test_a_service_that_stopped_reporting_leads_its_callers_symptoms(scan, monke
         "late": False,
     }
     assert evidence_gist(cart.evidence[0]) == "stopped reporting (2 series)"
-    # A rolled service still reports through its new pod: no silence, only its old
-    # pod's series' stops and the new one's appearance.
+    # A rolled service still reports through its new pod: no silence, but a rollout,
+    # and the new pod's series, judged against the old one's baseline, did not change.
     checkout = next(s for s in ranked if s.service == "checkout")
-    assert checkout.silence_score == 0
-    assert all(item["kind"] == "metric" for item in checkout.evidence)
+    assert checkout.silence_score == 0 and checkout.rollout_score == pytest.approx(1.0)
+    [rollout] = checkout.evidence
+    assert rollout == {
+        "kind": "rollout",
+        "replaced": ["checkout-old"],
+        "new": ["checkout-new"],
+        "pods_replaced": 1,
+        "pods_new": 1,
+        "onset": rollout["onset"],
+        "late": False,
+    }
+    assert ONSET.timestamp() - 30 <= rollout["onset"] <= ONSET.timestamp() + 30
+    assert evidence_gist(rollout) == "pods replaced (1 by 1)"
 
     report, text = build_report(ranked, alerting_services=["web"], unchecked=[])
     assert report["root_cause"]["service"] == "cart"

@@ -1,0 +1,183 @@
+"""Pods replaced in the incident: a rollout's new pods are judged against the old ones.
+
+The scenario, served by a real Prometheus (backfilled by promtool): `web`, the alerting
+service, calls `api`; at ONSET `api`'s two pods are replaced by two of a new version
+(new names, new addresses in `instance`, one on another node) that answers five times
+slower on both its routes, and web slows with it. `db` runs on, untouched.
+"""
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from investigations.runner import _describe_metric_scan as describe
+from investigations.signals import build_report, metrics, rank_suspects
+from investigations.signals.metrics import pod_labels, successions
+from investigations.signals.report import evidence_gist
+from tests.investigations.signals.test_metric_scan import run_scan
+from tests.realprometheus import running_prometheus
+
+STEP = 15
+START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+ONSET = START + timedelta(minutes=60)
+NOW = ONSET + timedelta(minutes=6)
+WINDOWS = (START, ONSET - timedelta(minutes=2)), (ONSET - timedelta(minutes=2), NOW)
+# pod: (service, instance, node, version): 0 runs throughout, 1 until ONSET, 2 from it
+PODS = {
+    "web-5d8f-x1": ("web", "10.0.0.1:8080", "node-a", 0),
+    "db-0": ("db", "10.0.0.2:5432", "node-a", 0),
+    "api-7c4b-a1": ("api", "10.0.0.3:8080", "node-a", 1),
+    "api-7c4b-a2": ("api", "10.0.0.4:8080", "node-b", 1),
+    "api-9e1f-b1": ("api", "10.0.0.5:8080", "node-a", 2),
+    "api-9e1f-b2": ("api", "10.0.0.6:8080", "node-c", 2),
+}
+
+
+def openmetrics():
+    rng = random.Random(5)
+    end = NOW + timedelta(minutes=30)
+    lines = []
+
+    def times(version):
+        t = ONSET if version == 2 else START
+        until = ONSET - timedelta(seconds=STEP) if version == 1 else end
+        while t <= until:
+            yield t
+            t += timedelta(seconds=STEP)
+
+    def labels(pod, **more):
+        service, instance, node, _ = PODS[pod]
+        pairs = {"namespace": "shop", "service": service, "pod": pod, "instance": instance}
+        return ",".join(f'{k}="{v}"' for k, v in {**pairs, "node": node, **more}.items())
+
+    def latency(service, version, t):
+        if service == "api":
+            return (0.5 if version == 2 else 0.1) * (1 + rng.gauss(0, 0.05))
+        slow = 0.4 if service == "web" and t >= ONSET else 0.0
+        return (0.15 + slow) * (1 + rng.gauss(0, 0.05))
+
+    lines += ["# HELP latency_seconds Mean latency.", "# TYPE latency_seconds gauge"]
+    for pod, (service, _, _, version) in PODS.items():
+        routes = ("/cart", "/pay") if service == "api" else (None,)
+        for t in times(version):
+            for route in routes:
+                named = labels(pod, route=route) if route else labels(pod)
+                value = latency(service, version, t)
+                lines.append(f"latency_seconds{{{named}}} {value:.4f} {t.timestamp():.0f}")
+    lines += ["# HELP up Whether the target was scraped.", "# TYPE up gauge"]
+    for pod, (_, _, _, version) in PODS.items():
+        for t in times(version):
+            lines.append(f"up{{{labels(pod)}}} 1 {t.timestamp():.0f}")
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(tmp_path_factory):
+    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
+        yield url
+
+
+def test_the_labels_that_say_where_a_series_runs():
+    series = [
+        ("m", {"service": "api", "pod": "a1", "instance": "10.0.0.3", "node": "n1", "code": "200"}),
+        ("m", {"service": "api", "pod": "a1", "instance": "10.0.0.3", "node": "n1", "code": "503"}),
+        ("m", {"service": "api", "pod": "b1", "instance": "10.0.0.5", "node": "n1", "code": "200"}),
+        ("m", {"service": "api", "pod": "b2", "instance": "10.0.0.6", "node": "n2", "code": "200"}),
+        ("up", {"service": "api", "pod": "a1", "instance": "10.0.0.3"}),
+        ("m", {"service": "db", "pod": "db-0", "instance": "10.0.0.2"}),
+    ]
+    where = pod_labels(series, "service", "pod")
+    # A status code that a pod answers with several of says what a series measures.
+    assert where[("api", "m")] == {"service", "pod", "instance", "node"}
+    assert where[("api", "up")] == {"service", "pod", "instance"}
+    assert where[("db", "m")] == {"service", "pod", "instance"}
+
+
+def test_a_new_pod_s_series_takes_over_the_one_of_the_pod_it_replaced():
+    def every(start, end):
+        return [(t, 1.0) for t in range(start, end + 1, 30)]
+
+    baseline, incident = (0, 3600), (3600, 3900)
+    series = [
+        ("m", {"service": "api", "pod": "a1", "route": "/x"}, every(0, 3630)),  # stopped
+        ("m", {"service": "api", "pod": "a1", "route": "/y"}, every(0, 3630)),
+        ("m", {"service": "api", "pod": "a2", "route": "/x"}, every(0, 3690)),  # last to stop
+        ("m", {"service": "api", "pod": "b1", "route": "/x"}, every(3660, 3900)),
+        ("m", {"service": "api", "pod": "b1", "route": "/y"}, every(3660, 3900)),
+        ("m", {"service": "api", "pod": "b1", "route": "/z"}, every(3660, 3900)),  # new route
+        ("n", {"service": "api", "pod": "b1", "route": "/x"}, every(3660, 3900)),  # new metric
+        ("m", {"service": "db", "pod": "db-0"}, every(0, 3900)),
+        ("m", {"service": "db", "pod": "db-1"}, every(3000, 3900)),  # an hour ago: no
+    ]
+    assert successions(series, baseline, incident, "service", ["pod"]) == ({3: 2, 4: 1}, {0, 1, 2})
+    # A pod that began long before the incident replaced nothing in it.
+    early = [series[0], ("m", series[3][1], every(2400, 3900))]
+    assert successions(early, baseline, incident, "service", ["pod"]) == ({}, set())
+    assert successions(series, baseline, incident, "service", []) == ({}, set())
+
+
+@pytest.mark.slow
+def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatch):
+    scan = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
+
+    new = [s for s in scan.scores if s.replaces]
+    assert {(s.metric, s.workload, s.labels.get("route")) for s in new} == {
+        (metric, pod, route)
+        for pod in ("api-9e1f-b1", "api-9e1f-b2")
+        for metric, route in (
+            ("latency_seconds", "/cart"),
+            ("latency_seconds", "/pay"),
+            ("up", None),
+        )
+    }
+    latency = [s for s in new if s.metric == "latency_seconds"]
+    # Judged against the old pods' 0.1 s: five times slower is a change, not an appearance.
+    assert all(s.score > 20 and s.direction == 1 for s in latency)
+    assert all(s.baseline_median == pytest.approx(0.1, rel=0.1) for s in latency)
+    assert all(s.replaces in ("api-7c4b-a1", "api-7c4b-a2") for s in new)
+    # The old pods' series stopped, replaced: no change of their own.
+    old = [s for s in scan.scores if s.replaced]
+    assert len(old) == 6 and all(s.stopped is not None and s.score < 3 for s in old)
+    assert "taken over by new pods: 6 series of api; " in describe(scan, "service")[1]
+
+    ranked = rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])
+    assert [s.service for s in ranked[:2]] == ["api", "web"]
+    api = ranked[0]
+    assert api.silence_score == 0 and api.rollout_score == 1.0
+    rollout = api.evidence[0]
+    assert (rollout["kind"], rollout["replaced"], rollout["new"]) == (
+        "rollout",
+        ["api-7c4b-a1", "api-7c4b-a2"],
+        ["api-9e1f-b1", "api-9e1f-b2"],
+    )
+    assert abs(rollout["onset"] - ONSET.timestamp()) <= 30
+    assert evidence_gist(rollout) == "pods replaced (2 by 2)"
+    report, text = build_report(ranked, alerting_services=["web"], unchecked=[])
+    assert report["root_cause"]["service"] == "api"
+    assert (
+        "2 pods of it (api-7c4b-a1, api-7c4b-a2) stopped and 2 new ones (api-9e1f-b1, "
+        "api-9e1f-b2) took over their series from " in text
+    )
+    assert "a rollout, or pods evicted or rescheduled" in text
+    assert re.search(
+        r"pod=api-9e1f-b\d,route=/\w+\} went up \(0\.\d+ -> 0\.\d+, \d+ robust deviations; "
+        r"against the baseline of api-7c4b-a\d, the pod it replaced\)",
+        text,
+    )
+    assert any("pods were replaced around the onset" in step for step in report["next_steps"])
+
+    # Rolled out more than a minute after the alert fired: a remediation, weak evidence.
+    late = rank_suspects(scan.scores, {}, "service", ["web"], alert_start=rollout["onset"] - 61)
+    assert next(s for s in late if s.service == "api").rollout_score == pytest.approx(0.1)
+
+    # Pod by pod, with no successions, the new version is only series that appeared, and
+    # its caller's slowness leads.
+    unlinked = run_scan(prometheus_url, *WINDOWS)
+    assert not any(s.replaces for s in unlinked.scores)
+    ranked = rank_suspects(unlinked.scores, {}, "service", services_in_scope=["web"])
+    assert ranked[0].service == "web"
+    monkeypatch.setattr(metrics, "successions", lambda *args: ({}, set()))
+    unlinked = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
+    assert rank_suspects(unlinked.scores, {}, "service", ["web"])[0].service == "web"
