@@ -2,7 +2,7 @@
 scan where it has thousands of series to read.
 
     .venv/bin/python bench/scale_pack.py OUT_DIR [--series 5000] [--services 40]
-        [--cases 6] [--step 30] [--seed 1] [--histograms] [--crashes]
+        [--cases 6] [--step 30] [--seed 1] [--histograms] [--crashes] [--rollouts]
     .venv/bin/python bench/rca_accuracy.py OUT_DIR
 
 The pack is in the format of shared/data/rca-cases/README.md (metrics only). The real packs
@@ -15,7 +15,9 @@ drift, and routine jumps such as a job every quarter of an hour). Each case inje
 fault into one service: its CPU held near its limit, its latency up, its errors up, or its
 memory leaking; with `--crashes`, every fifth case its pods stop reporting altogether for
 the fault's minutes (down, as a crashed pod is), but for the `up` that Prometheus writes
-for each pod it scrapes, 0 while it fails. The fault reaches the callers
+for each pod it scrapes, 0 while it fails; with `--rollouts`, every sixth (fifth without
+`--crashes`) a bad rollout: the service's pods are replaced by new ones (new names) whose
+latency is five times the old for the fault's minutes. The fault reaches the callers
 as it would, scaled down at each hop (their client latency, their errors), and the alert
 fires on `frontend` a minute after the injection, as in the real packs.
 
@@ -42,6 +44,7 @@ PODS = 3
 HOPS_DECAY = 0.6  # how much of a fault's effect reaches each caller up the tree
 FAULTS = ("cpu", "latency", "errors", "memory")
 CRASH = "crash"  # --crashes: no sample of the service's pods while it lasts
+ROLLOUT = "rollout"  # --rollouts: new pods replace the old ones, slower for a while
 # (name, kind): the series every pod has; APP_KINDS fill the rest.
 FAMILIES = (
     ("process_cpu_usage_ratio", "cpu"),
@@ -80,18 +83,21 @@ def main():
     parser.add_argument(
         "--crashes", action="store_true", help="every fifth fault: the service stops reporting"
     )
+    parser.add_argument(
+        "--rollouts", action="store_true", help="a fault is a slower version rolled out"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     services = ["frontend"] + [f"svc-{i:02d}" for i in range(1, args.services)]
     callers = call_tree(services, rng)
-    faults = (*FAULTS, CRASH) if args.crashes else FAULTS
+    faults = (*FAULTS, *[CRASH] * args.crashes, *[ROLLOUT] * args.rollouts)
     cases = plan_cases(services, args.cases, rng, faults)
     end = cases[-1]["inject"] + timedelta(minutes=FAULT_MINUTES + 10)
     times = [
         START + timedelta(seconds=s)
         for s in range(0, int((end - START).total_seconds()) + 1, args.step)
     ]
-    families = plan_families(services, args.series, args.histograms, args.crashes)
+    families = plan_families(services, args.series, args.histograms, args.crashes or args.rollouts)
     effects = fault_effects(cases, callers)
     args.out.mkdir(parents=True, exist_ok=True)
     count = write_metrics(args.out / "metrics.om.gz", families, services, times, effects, rng)
@@ -189,7 +195,7 @@ def fault_effects(cases, callers):
     effects = []
     for case in cases:
         strength = {(case["service"], case["fault"]): 1.0}
-        if case["fault"] in ("cpu", "latency"):
+        if case["fault"] in ("cpu", "latency", ROLLOUT):
             strength[(case["service"], "server_latency")] = 1.0
         hop, frontier = HOPS_DECAY, [case["service"]]
         while frontier:
@@ -208,6 +214,8 @@ def fault_effects(cases, callers):
 
 
 def write_metrics(path, families, services, times, effects, rng):
+    # A rolled service's first PODS pods run until its rollout, the next PODS from it.
+    rolled = {s: start for start, _, strength in effects for s, kind in strength if kind == ROLLOUT}
     count = 0
     with gzip.open(path, "wt", compresslevel=3) as out:
         for name, kind, label, values, having in families:
@@ -216,7 +224,8 @@ def write_metrics(path, families, services, times, effects, rng):
             for service in services:
                 if service not in having:
                     continue
-                for pod in range(PODS):
+                for pod in range(PODS * (2 if service in rolled else 1)):
+                    alive = lifetime(pod, rolled.get(service))
                     for value in values:
                         labels = (
                             f'namespace="{NAMESPACE}",service="{service}",'
@@ -225,10 +234,10 @@ def write_metrics(path, families, services, times, effects, rng):
                         )
                         if kind == "histogram":
                             count += write_histogram(
-                                out, name, labels, service, times, effects, rng
+                                out, name, labels, service, times, effects, rng, alive
                             )
                             continue
-                        points = series(kind, service, times, effects, rng)
+                        points = series(kind, service, times, effects, rng, alive)
                         out.writelines(
                             f"{name}{{{labels}}} {v:.6g} {t.timestamp():.3f}\n"
                             for t, v in zip(times, points, strict=True)
@@ -239,11 +248,19 @@ def write_metrics(path, families, services, times, effects, rng):
     return count
 
 
-def write_histogram(out, name, labels, service, times, effects, rng):
+def lifetime(pod, rollout):
+    """When pod number `pod` runs, as a test of a time: always, but for a rolled service
+    (`rollout`: when), whose first PODS pods run until it and the next PODS from it."""
+    if rollout is None:
+        return lambda t: True
+    return (lambda t: t < rollout) if pod < PODS else (lambda t: t >= rollout)
+
+
+def write_histogram(out, name, labels, service, times, effects, rng, alive):
     """One pod's server latency as a histogram: its requests each step (about its load),
     their durations log-normal around its latency (faults included), counted into BUCKETS;
     returns the number of series written."""
-    latency = series("server_latency", service, times, effects, rng)
+    latency = series("server_latency", service, times, effects, rng, alive)
     load = rng.uniform(5, 200)
     step = (times[1] - times[0]).total_seconds()
     bounds = (*BUCKETS, math.inf)
@@ -284,18 +301,24 @@ def pod_hash(service, pod):
     return hashlib.sha256(f"{service}/{pod}".encode()).hexdigest()[:5]
 
 
-def series(kind, service, times, effects, rng):
-    """One pod's values of a series of `kind`, faults included (None where it is down)."""
-    base = baseline(kind, len(times), rng)
+def series(kind, service, times, effects, rng, alive):
+    """One pod's values of a series of `kind`, faults included (None where it is down, or
+    where the pod does not run: `alive`)."""
+    base = [
+        v if alive(t) else None for t, v in zip(times, baseline(kind, len(times), rng), strict=True)
+    ]
     for start, end, strength in effects:
         if strength.get((service, CRASH)):
             down = 0.0 if kind == "up" else None  # Prometheus still writes up, at 0
-            base = [down if start <= t < end else v for t, v in zip(times, base, strict=True)]
+            base = [
+                down if start <= t < end and v is not None else v
+                for t, v in zip(times, base, strict=True)
+            ]
         s = strength.get((service, kind), 0)
         if not s:
             continue
         for i, t in enumerate(times):
-            if start <= t < end:
+            if start <= t < end and base[i] is not None:
                 minutes = (t - start).total_seconds() / 60
                 base[i] = faulty(kind, base[i], s, minutes, rng)
     return base

@@ -189,14 +189,15 @@ def test_a_pack_anywhere_whose_fault_shows_only_in_its_logs_runs_end_to_end(tmp_
 
 @pytest.mark.slow
 def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path):
-    # bench/scale_pack.py, small: six services of three pods, about 600 series, five
-    # cases (the fifth a crash), the server latency as a histogram. promtool takes its
-    # metrics as they are; every case's true service has series, its alert fires on
-    # frontend a minute after the injection; the bench runs it, and finds the service that
-    # stopped reporting.
+    # bench/scale_pack.py, small: six services of three pods, about 600 series, six
+    # cases (the fifth a crash, the sixth a slower version rolled out), the server latency
+    # as a histogram. promtool takes its metrics as they are; every case's true service has
+    # series, its alert fires on frontend a minute after the injection; the bench runs it,
+    # and finds the service that stopped reporting and the one rolled out.
     require_prometheus()
     pack = tmp_path / "namespace"
-    options = ["--series", "600", "--services", "6", "--cases", "5", "--histograms", "--crashes"]
+    options = ["--series", "600", "--services", "6", "--cases", "6", "--histograms"]
+    options += ["--crashes", "--rollouts"]
     subprocess.run(
         [sys.executable, str(BENCH / "scale_pack.py"), str(pack), *options],
         check=True,
@@ -205,7 +206,7 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     )
     meta = json.loads((pack / "pack.json").read_text())
     cases = [json.loads(line) for line in (pack / "cases.jsonl").read_text().splitlines()]
-    assert meta["name"] == "namespace" and meta["cases"] == len(cases) == 5
+    assert meta["name"] == "namespace" and meta["cases"] == len(cases) == 6
     with gzip.open(pack / "metrics.om.gz", "rt") as metrics:
         text = metrics.read()
     assert text.endswith("# EOF\n")
@@ -214,14 +215,15 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     series = {line.rsplit(" ", 2)[0] for line in text.splitlines() if "{" in line}
     assert len(series) >= 600 and f"{len(series)} series" in meta["system"]
     buckets = {s for s in series if s.startswith("http_server_request_duration_seconds_bucket{")}
-    assert len(buckets) == 6 * 3 * 15 and all('le="' in s for s in buckets)
+    # Six services of three pods, and three new pods of the one rolled out.
+    assert len(buckets) == (6 * 3 + 3) * 15 and all('le="' in s for s in buckets)
     for case in cases:
         assert case["truth"]["service"] in services - {"frontend"}
         assert case["alert"]["labels"]["service"] == "frontend"
         fired = datetime.fromisoformat(case["alert"]["startsAt"].replace("Z", "+00:00"))
         injected = datetime.fromisoformat(case["truth"]["inject_time"].replace("Z", "+00:00"))
         assert (fired - injected).total_seconds() == 60
-    crash = cases[-1]
+    crash = cases[4]
     assert crash["truth"]["fault"] == "crash"
     down = crash["truth"]["service"]
     injected = datetime.fromisoformat(crash["truth"]["inject_time"].replace("Z", "+00:00"))
@@ -230,8 +232,28 @@ def test_a_made_up_namespace_pack_is_in_the_format_and_runs_end_to_end(tmp_path)
     # Nothing while it is down but Prometheus' `up`, at 0.
     assert samples and all(float(t) not in quiet for name, _, t in samples if name[:3] != "up{")
     assert {v for name, v, t in samples if name[:3] == "up{" and float(t) in quiet} == {"0"}
+    rollout = cases[5]
+    assert rollout["truth"]["fault"] == "rollout"
+    rolled = rollout["truth"]["service"]
+    rolled_at = datetime.fromisoformat(rollout["truth"]["inject_time"].replace("Z", "+00:00"))
+    lives = {}  # pod: (first, last sample)
+    for line in text.splitlines():
+        if f'service="{rolled}"' in line:
+            pod, t = re.search(r'pod="([^"]+)"', line)[1], float(line.rsplit(" ", 1)[1])
+            first, last = lives.get(pod, (t, t))
+            lives[pod] = (min(first, t), max(last, t))
+    assert sorted(last < rolled_at.timestamp() for _, last in lives.values()) == [0, 0, 0, 1, 1, 1]
+    assert sorted(first == rolled_at.timestamp() for first, _ in lives.values()) == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+    ]
     done = run_bench(pack)
     assert re.fullmatch(
-        r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=5", done.stdout.splitlines()[-1]
+        r"AC@1=\d\.\d\d AC@3=\d\.\d\d Avg@5=\d\.\d\d cases=6", done.stdout.splitlines()[-1]
     )
     assert re.search(rf"{crash['id']}: hit \['{down}',", done.stderr)
+    assert re.search(rf"{rollout['id']}: hit \['{rolled}',", done.stderr), done.stderr
