@@ -88,7 +88,9 @@ show nothing but its appearance). Each series of a new pod takes over the series
 pod it replaced (see `successions`: the same metric, the same labels but those that say
 where it runs) and is scored against that one's baseline, as if the pod had kept its
 name; the replaced series' stop is no change of its own (`replaced`), and the replacement
-is evidence of its own (suspects.py's `rollout`).
+is evidence of its own (suspects.py's `rollout`). A pod that began beside the others (an
+autoscaler's, a canary) is judged by the baseline of a sibling's series, as its siblings
+are: not as an appearance, and a canary that fails shows as failing against the stable.
 """
 
 import asyncio
@@ -205,6 +207,9 @@ class SeriesScore:
     replaced: bool = False
     replaces: str | None = None
     began: float | None = None
+    # For a series of a pod that began beside others (see `successions`), the pod whose
+    # series' baseline it was judged by, else None.
+    beside: str | None = None
     # The value of its first workload label (its pod), else None.
     workload: str | None = None
 
@@ -228,6 +233,7 @@ class SeriesScore:
             "restarted": self.restarted,
             "left_constant": self.left_constant,
             "replaces": self.replaces,
+            "beside": self.beside,
         }
 
 
@@ -487,21 +493,23 @@ def pod_labels(series, service_label, workload_label):
 
 
 def successions(series, baseline, incident, service_label, workload_labels):
-    """({index of a series of a new pod: index of the series it took over}, {indices of the
-    series replaced}) among `series`, [(metric, labels, points)] with `baseline` and
-    `incident` (start, end) unix seconds.
+    """({index of a series of a new pod: index of the series whose baseline it is judged
+    by}, {indices of the series replaced}) among `series`, [(metric, labels, points)] with
+    `baseline` and `incident` (start, end) unix seconds.
 
-    A series took over another of the same metric and service whose labels, but those that
-    say where it runs (see `pod_labels`), are the same, when that one reported steadily through
-    the baseline and stopped (metrics.stopped) and this one began after the baseline's
-    start and at most SILENT_EARLIER before the incident (a rollout takes minutes, and an
-    alert waits its rule's `for`). Of several stopped, it takes over the last to stop."""
+    A series of a pod that began after the baseline's start and at most SILENT_EARLIER
+    before the incident (a rollout takes minutes, and an alert waits its rule's `for`) is
+    judged by a series of the same metric and service whose labels, but those that say
+    where it runs (see `pod_labels`), are the same: one that reported steadily through the
+    baseline and stopped (metrics.stopped; the last to stop, of several), which it
+    replaced; else one that reported from the baseline's start and still does, beside
+    which it began (a pod added by an autoscaler, a canary: judged as its siblings are)."""
     workload_label = next(iter(workload_labels), None)
     if workload_label is None:
         return {}, set()
     where = pod_labels([(m, labels) for m, labels, _ in series], service_label, workload_label)
     now = incident[1]
-    old, new = {}, {}  # key -> [(stop, index)], [index]
+    old, running, new = {}, {}, {}  # key -> [(stop, index)], [index], [index]
     for index, (metric, labels, points) in enumerate(series):
         service = labels.get(service_label)
         if not points or not service or not labels.get(workload_label):
@@ -512,11 +520,16 @@ def successions(series, baseline, incident, service_label, workload_labels):
         stop = stopped(points, baseline, now)
         if stop is not None:
             old.setdefault(key, []).append((stop, index))
+        elif began <= baseline[0] + SILENT_AFTER and points[-1][0] >= incident[0]:
+            running.setdefault(key, []).append(index)
         elif began > baseline[0] + SILENT_AFTER and began >= incident[0] - SILENT_EARLIER:
             new.setdefault(key, []).append(index)
-    took_over = {i: max(old[key])[1] for key, indices in new.items() if key in old for i in indices}
+    judged = {}
+    for key, indices in new.items():
+        by = max(old[key])[1] if key in old else running.get(key, [None])[0]
+        judged.update(dict.fromkeys(indices, by) if by is not None else {})
     replaced = {i for key in new if key in old for _, i in old[key]}
-    return took_over, replaced
+    return judged, replaced
 
 
 def taken_over(predecessor, successor, baseline, incident):
@@ -797,7 +810,7 @@ async def scan_metrics(
     )
     if scan.newest is not None:  # nothing is later, so judge stops by the newest there is
         windows = windows[0], (windows[1][0], scan.newest)
-    took_over, replaced = successions(
+    judged_by, replaced = successions(
         [(name, labels, points) for name, _, _, _, labels, points, _ in found],
         *windows,
         service_label,
@@ -805,8 +818,8 @@ async def scan_metrics(
     )
     for index, (name, aggregated, quantile, counter, labels, points, fell) in enumerate(found):
         judged = (points, *windows)
-        if index in took_over:
-            judged = taken_over(found[took_over[index]][5], points, *windows)
+        if index in judged_by:
+            judged = taken_over(found[judged_by[index]][5], points, *windows)
         scored = score_series(
             *judged,
             metric=name,
@@ -817,8 +830,12 @@ async def scan_metrics(
         )
         scored.aggregated, scored.quantile = aggregated, quantile
         scored.workload = next((labels[n] for n in workload_labels if labels.get(n)), None)
-        if index in took_over:
-            scored.replaces = found[took_over[index]][4].get(workload_labels[0])
+        if index in judged_by:
+            pod = found[judged_by[index]][4].get(workload_labels[0])
+            if judged_by[index] in replaced:
+                scored.replaces = pod
+            else:
+                scored.beside = pod
             scored.began = points[0][0]
         scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)

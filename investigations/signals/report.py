@@ -115,6 +115,8 @@ def _describe(suspect):
             )
             if item.get("replaces"):
                 usual += f"; against the baseline of {item['replaces']}, the pod it replaced"
+            elif item.get("beside"):
+                usual += f"; a new pod, against the baseline of {item['beside']}, beside it"
             parts.append(
                 f"{series} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "

@@ -3,7 +3,8 @@
 The scenario, served by a real Prometheus (backfilled by promtool): `web`, the alerting
 service, calls `api`; at ONSET `api`'s two pods are replaced by two of a new version
 (new names, new addresses in `instance`, one on another node) that answers five times
-slower on both its routes, and web slows with it. `db` runs on, untouched.
+slower on both its routes, and web slows with it. `db` runs on, untouched, and gets a
+second pod at ONSET.
 """
 
 import random
@@ -32,6 +33,7 @@ PODS = {
     "api-7c4b-a2": ("api", "10.0.0.4:8080", "node-b", 1),
     "api-9e1f-b1": ("api", "10.0.0.5:8080", "node-a", 2),
     "api-9e1f-b2": ("api", "10.0.0.6:8080", "node-c", 2),
+    "db-1": ("db", "10.0.0.7:5432", "node-b", 2),  # added beside db-0, as fast
 }
 
 
@@ -95,7 +97,7 @@ def test_the_labels_that_say_where_a_series_runs():
     assert where[("db", "m")] == {"service", "pod", "instance"}
 
 
-def test_a_new_pod_s_series_takes_over_the_one_of_the_pod_it_replaced():
+def test_a_new_pod_s_series_is_judged_by_the_pod_it_replaced_or_one_beside_it():
     def every(start, end):
         return [(t, 1.0) for t in range(start, end + 1, 30)]
 
@@ -109,9 +111,11 @@ def test_a_new_pod_s_series_takes_over_the_one_of_the_pod_it_replaced():
         ("m", {"service": "api", "pod": "b1", "route": "/z"}, every(3660, 3900)),  # new route
         ("n", {"service": "api", "pod": "b1", "route": "/x"}, every(3660, 3900)),  # new metric
         ("m", {"service": "db", "pod": "db-0"}, every(0, 3900)),
-        ("m", {"service": "db", "pod": "db-1"}, every(3000, 3900)),  # an hour ago: no
+        ("m", {"service": "db", "pod": "db-1"}, every(2700, 3900)),  # long before: no
+        ("m", {"service": "db", "pod": "db-2"}, every(3720, 3900)),  # beside db-0
     ]
-    assert successions(series, baseline, incident, "service", ["pod"]) == ({3: 2, 4: 1}, {0, 1, 2})
+    judged = successions(series, baseline, incident, "service", ["pod"])
+    assert judged == ({3: 2, 4: 1, 9: 7}, {0, 1, 2})
     # A pod that began long before the incident replaced nothing in it.
     early = [series[0], ("m", series[3][1], every(2400, 3900))]
     assert successions(early, baseline, incident, "service", ["pod"]) == ({}, set())
@@ -141,9 +145,13 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     old = [s for s in scan.scores if s.replaced]
     assert len(old) == 6 and all(s.stopped is not None and s.score < 3 for s in old)
     assert "taken over by new pods: 6 series of api; " in describe(scan, "service")[1]
+    # db's new pod is judged by db-0's baseline, beside which it began: as fast, no change.
+    added = [s for s in scan.scores if s.workload == "db-1"]
+    assert len(added) == 2 and all(s.beside == "db-0" and s.score < 3 for s in added)
 
     ranked = rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])
     assert [s.service for s in ranked[:2]] == ["api", "web"]
+    assert next(s for s in ranked if s.service == "db").evidence == []  # no rollout
     api = ranked[0]
     assert api.silence_score == 0 and api.rollout_score == 1.0
     rollout = api.evidence[0]
