@@ -85,12 +85,13 @@ Pods replaced in the incident (a rollout, pods evicted or rescheduled) begin eve
 of their service again under new labels: the old pods' series stop, the new pods' appear,
 and a new version's values have no baseline of their own (one five times slower would
 show nothing but its appearance). Each series of a new pod takes over the series of the
-pod it replaced (see `successions`: the same metric, the same labels but those that say
-where it runs) and is scored against that one's baseline, as if the pod had kept its
-name; the replaced series' stop is no change of its own (`replaced`), and the replacement
-is evidence of its own (suspects.py's `rollout`). A pod that began beside the others (an
-autoscaler's, a canary) is judged by the baseline of a sibling's series, as its siblings
-are: not as an appearance, and a canary that fails shows as failing against the stable.
+pods it replaced (see `successions`: the same metric, the same labels but those that say
+where it runs) and is scored against their baselines pooled (pods differ: a level one of
+them held is no change), as if the pods had kept their names; the replaced series' stops
+are no change of their own (`replaced`), and the replacement is evidence of its own
+(suspects.py's `rollout`). A pod that began beside the others (an autoscaler's, a canary)
+is judged by its siblings' baselines the same way: not as an appearance, and a canary
+that fails shows as failing against the stable ones.
 """
 
 import asyncio
@@ -202,14 +203,14 @@ class SeriesScore:
     # stretch of the incident (see the module's docstring); its incident_peak is that one.
     left_constant: bool = False
     # Whether its pod was replaced: it stopped, and a new pod's series took it over (see
-    # `successions`); and, for that one, the pod whose series it took over and when it
+    # `successions`); and, for that one, the pods whose series it took over and when it
     # began, else None.
     replaced: bool = False
-    replaces: str | None = None
+    replaces: list[str] | None = None
     began: float | None = None
-    # For a series of a pod that began beside others (see `successions`), the pod whose
-    # series' baseline it was judged by, else None.
-    beside: str | None = None
+    # For a series of a pod that began beside others (see `successions`), the pods whose
+    # series' baselines it was judged by, else None.
+    beside: list[str] | None = None
     # The value of its first workload label (its pod), else None.
     workload: str | None = None
 
@@ -493,17 +494,17 @@ def pod_labels(series, service_label, workload_label):
 
 
 def successions(series, baseline, incident, service_label, workload_labels):
-    """({index of a series of a new pod: index of the series whose baseline it is judged
-    by}, {indices of the series replaced}) among `series`, [(metric, labels, points)] with
-    `baseline` and `incident` (start, end) unix seconds.
+    """({index of a series of a new pod: indices of the series whose baselines it is
+    judged by}, {indices of the series replaced}) among `series`, [(metric, labels,
+    points)] with `baseline` and `incident` (start, end) unix seconds.
 
     A series of a pod that began after the baseline's start and at most SILENT_EARLIER
     before the incident (a rollout takes minutes, and an alert waits its rule's `for`) is
-    judged by a series of the same metric and service whose labels, but those that say
-    where it runs (see `pod_labels`), are the same: one that reported steadily through the
-    baseline and stopped (metrics.stopped; the last to stop, of several), which it
-    replaced; else one that reported from the baseline's start and still does, beside
-    which it began (a pod added by an autoscaler, a canary: judged as its siblings are)."""
+    judged by the series of the same metric and service whose labels, but those that say
+    where it runs (see `pod_labels`), are the same: those that reported steadily through
+    the baseline and stopped (metrics.stopped), which it replaced; else those that reported
+    from the baseline's start and still do, beside which it began (a pod added by an
+    autoscaler, a canary: judged as its siblings are)."""
     workload_label = next(iter(workload_labels), None)
     if workload_label is None:
         return {}, set()
@@ -526,19 +527,23 @@ def successions(series, baseline, incident, service_label, workload_labels):
             new.setdefault(key, []).append(index)
     judged = {}
     for key, indices in new.items():
-        by = max(old[key])[1] if key in old else running.get(key, [None])[0]
-        judged.update(dict.fromkeys(indices, by) if by is not None else {})
+        by = [i for _, i in old[key]] if key in old else running.get(key, [])
+        judged.update(dict.fromkeys(indices, by) if by else {})
     replaced = {i for key in new if key in old for _, i in old[key]}
     return judged, replaced
 
 
-def taken_over(predecessor, successor, baseline, incident):
-    """(points, baseline, incident) to score `successor`'s points by: the predecessor's
-    before the successor began (or before the incident, if earlier) as its baseline, and
-    everything of its own as the incident."""
+def taken_over(predecessors, successor, baseline, incident):
+    """(points, baseline, incident) to score `successor`'s points by: the points of all
+    its `predecessors` (lists of points) before it began (or before the incident, if
+    earlier) as its baseline, in time order, so that a level any of them held is a usual
+    one (pods differ: a fresh one's memory, its caches), and everything of its own as the
+    incident."""
     cut = min(successor[0][0], incident[0])
-    points = [p for p in predecessor if p[0] < cut] + list(successor)
-    return points, (baseline[0], cut), (cut, incident[1])
+    pooled = sorted(
+        (p for points in predecessors for p in points if p[0] < cut), key=lambda p: p[0]
+    )
+    return pooled + list(successor), (baseline[0], cut), (cut, incident[1])
 
 
 def resets(points):
@@ -552,7 +557,8 @@ def stopped(points, baseline, now):
     SILENT_EARLIER before the baseline's end and it has been silent since for SILENT_AFTER
     and SILENT_INTERVALS of its usual interval before `now`; else None."""
     times = [t for t, _ in points]
-    usual = [t for t in times if baseline[0] <= t < baseline[1]]
+    # Unique: a new pod's series is judged with the points of several (see taken_over).
+    usual = sorted({t for t in times if baseline[0] <= t < baseline[1]})
     if len(usual) < 3 or times[-1] < baseline[1] - SILENT_EARLIER:
         return None
     interval = statistics.median(b - a for a, b in itertools.pairwise(usual))
@@ -819,7 +825,7 @@ async def scan_metrics(
     for index, (name, aggregated, quantile, counter, labels, points, fell) in enumerate(found):
         judged = (points, *windows)
         if index in judged_by:
-            judged = taken_over(found[judged_by[index]][5], points, *windows)
+            judged = taken_over([found[i][5] for i in judged_by[index]], points, *windows)
         scored = score_series(
             *judged,
             metric=name,
@@ -831,11 +837,11 @@ async def scan_metrics(
         scored.aggregated, scored.quantile = aggregated, quantile
         scored.workload = next((labels[n] for n in workload_labels if labels.get(n)), None)
         if index in judged_by:
-            pod = found[judged_by[index]][4].get(workload_labels[0])
-            if judged_by[index] in replaced:
-                scored.replaces = pod
+            pods = sorted({found[i][4].get(workload_labels[0]) for i in judged_by[index]})
+            if judged_by[index][0] in replaced:
+                scored.replaces = pods
             else:
-                scored.beside = pod
+                scored.beside = pods
             scored.began = points[0][0]
         scan.scores.append(scored)
     scan.scores.sort(key=lambda s: s.score, reverse=True)

@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime
 
 from investigations.signals.metrics import full_scale
+from investigations.signals.suspects import MAX_PODS_NAMED
 
 MAX_SUSPECTS_REPORTED = 5
 
@@ -113,10 +114,11 @@ def _describe(suspect):
                 if item.get("returns")
                 else ""
             )
-            if item.get("replaces"):
-                usual += f"; against the baseline of {item['replaces']}, the pod it replaced"
-            elif item.get("beside"):
-                usual += f"; a new pod, against the baseline of {item['beside']}, beside it"
+            for pods, which in (("replaces", "it replaced"), ("beside", "beside it")):
+                if item.get(pods):
+                    named = _names(item[pods][:MAX_PODS_NAMED], len(item[pods]))
+                    whose = "the pod" if len(item[pods]) == 1 else "the pods"
+                    usual += f"; a new pod, against the baseline of {whose} {which}, {named}"
             parts.append(
                 f"{series} went {item['direction'] or 'off'} "
                 f"({_num(item['baseline'])} -> {_num(item['incident'])}, "
