@@ -68,7 +68,7 @@ def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None)
         "evidence_steps": evidence_steps,
         "evidence": top.evidence,
         "unchecked": unchecked,
-        "next_steps": _next_steps(top, alerting_services, unchecked),
+        "next_steps": _next_steps(top, alerting_services, unchecked, suspects),
     }
     return report, _text(report)
 
@@ -249,8 +249,15 @@ def _began(item):
     return f", from {clock(item['onset'])}{late}"
 
 
-def _next_steps(top, alerting_services, unchecked):
+def _next_steps(top, alerting_services, unchecked, suspects=()):
     steps = []
+    changed = [s for s in suspects if s.score > 0]
+    if len(changed) > 1 and all(s.silence_score > 0 for s in changed):
+        steps.append(
+            f"All {len(changed)} services that changed stopped reporting their metrics: look "
+            "first at what they share, Prometheus' way to them (a network policy, its service "
+            "discovery and credentials, a node they all run on), then at each service."
+        )
     if top is not None:
         steps.append(
             f"Check {top.service}: recent deploys, config changes and resource limits around "

@@ -77,6 +77,25 @@ def test_a_store_with_nothing_recent_in_scope_is_behind_not_silent():
     assert newest_sample([[(3600, 1.0)], []], now=3900) is None  # no interval to judge
 
 
+def test_every_service_going_silent_at_once_points_at_what_they_share():
+    def series(service, points):
+        return score_series(points, BASELINE, INCIDENT, metric="m", labels={"service": service})
+
+    silent = [series(name, every(30, end=3660)) for name in ("cart", "web")]
+    ranked = rank_suspects(silent, {}, "service", services_in_scope=["web"])
+    report, _ = build_report(ranked, alerting_services=["web"], unchecked=[])
+    assert all(s.silence_score == 0.5 for s in ranked)
+    assert report["next_steps"][0].startswith(
+        "All 2 services that changed stopped reporting their metrics: look first at what they "
+        "share, Prometheus' way to them"
+    )
+    # One that still reports a change: the services went silent, not the way to them.
+    moving = [(t, 1.0 if t < 3600 else 5.0 + (t % 60) / 60) for t, _ in every(30)]
+    ranked = rank_suspects([*silent, series("db", moving)], {}, "service", ["web"])
+    report, _ = build_report(ranked, alerting_services=["web"], unchecked=[])
+    assert not any(step.startswith("All ") for step in report["next_steps"])
+
+
 def test_a_counter_that_starts_over_only_in_the_incident_restarted():
     assert resets([(0, 1.0), (30, 5.0), (60, 2.0), (90, 4.0), (120, 4.0)]) == [60]
     rates = [(t, 1.0) for t, _ in every(30)]
