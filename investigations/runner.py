@@ -252,26 +252,8 @@ def signals_step(investigation, scope):
         else:
             call.end(*described[name](scan))
     metric_scan = scans["metrics"]
-    if metric_scan and metric_scan.errors:  # the store answered, but not for every metric
-        unchecked.append(
-            f"metrics: {len(metric_scan.errors)} of {metric_scan.metrics} metrics "
-            f"could not be read, e.g. {metric_scan.errors[0]}"
-        )
-    if metric_scan and metric_scan.left_out:
-        unchecked.append(
-            f"metrics: {len(metric_scan.left_out)} of {metric_scan.metrics} metrics were not "
-            f"read, over the scan's cap of {MAX_SERIES} series even as one series per "
-            f"service, e.g. {', '.join(metric_scan.left_out[:3])}"
-        )
-    if metric_scan and metric_scan.newest is not None:
-        behind = incident[1].timestamp() - metric_scan.newest
-        unchecked.append(
-            f"metrics: no series in scope has a sample after {clock(metric_scan.newest)}, "
-            f"{behind:.0f} s before the scan's end (the store is behind, or nothing in scope "
-            "was scraped since): what changed after it could not be seen, and series that "
-            "stopped were judged up to it"
-        )
     if metric_scan:
+        unchecked += _metric_gaps(metric_scan, incident[1])
         credit_alerts(investigation, scope, service_label, metric_scan.owners)
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
@@ -312,6 +294,32 @@ def signals_step(investigation, scope):
         if name in calls and calls[name].status == ToolCall.Status.OK
     }
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
+
+
+def _metric_gaps(scan, end):
+    """What a metric scan that ran could still not check, as the report's "Not checked"
+    lines: metrics the store failed to answer for, metrics over the cap, and the minutes
+    before `end` (a datetime) that the store had no sample of."""
+    gaps = []
+    if scan.errors:  # the store answered, but not for every metric
+        gaps.append(
+            f"metrics: {len(scan.errors)} of {scan.metrics} metrics could not be read, "
+            f"e.g. {scan.errors[0]}"
+        )
+    if scan.left_out:
+        gaps.append(
+            f"metrics: {len(scan.left_out)} of {scan.metrics} metrics were not read, over "
+            f"the scan's cap of {MAX_SERIES} series even as one series per service, e.g. "
+            f"{', '.join(scan.left_out[:3])}"
+        )
+    if scan.newest is not None:
+        gaps.append(
+            f"metrics: no series in scope has a sample after {clock(scan.newest)}, "
+            f"{end.timestamp() - scan.newest:.0f} s before the scan's end (the store is "
+            "behind, or nothing in scope was scraped since): what changed after it could not "
+            "be seen, and series that stopped were judged up to it"
+        )
+    return gaps
 
 
 def credit_alerts(investigation, scope, service_label, owners):

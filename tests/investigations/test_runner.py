@@ -9,6 +9,9 @@ from django_q.models import OrmQ
 
 from investigations import runner
 from investigations.models import Investigation, ToolCall
+from investigations.signals import MetricScan
+from investigations.signals.metrics import MAX_SERIES
+from investigations.signals.report import clock
 from tests.factories import T0, make_alert, make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +207,21 @@ def test_a_cancelled_investigation_is_not_completed_over():
     investigation.refresh_from_db()
     assert (investigation.status, investigation.error) == ("cancelled", "no longer needed")
     assert not investigation.cancel()  # already ended
+
+
+def test_what_a_metric_scan_that_ran_could_not_check_is_said():
+    end = T0 + timedelta(minutes=5)
+    scan = MetricScan(metrics=40, errors=["a: HTTP 500"], left_out=["x", "y", "z", "w"])
+    scan.newest = (end - timedelta(seconds=180)).timestamp()
+
+    gaps = runner._metric_gaps(scan, end)
+
+    assert gaps == [
+        "metrics: 1 of 40 metrics could not be read, e.g. a: HTTP 500",
+        f"metrics: 4 of 40 metrics were not read, over the scan's cap of {MAX_SERIES} series "
+        "even as one series per service, e.g. x, y, z",
+        f"metrics: no series in scope has a sample after {clock(scan.newest)}, 180 s before "
+        "the scan's end (the store is behind, or nothing in scope was scraped since): what "
+        "changed after it could not be seen, and series that stopped were judged up to it",
+    ]
+    assert runner._metric_gaps(MetricScan(metrics=40), end) == []
