@@ -23,7 +23,9 @@ Each modality ranks services on its own, then the two are combined:
   services rolled at once.
 
 Each is scaled to 0..1 by the best service of its kind and they are added, so that a
-service abnormal in several leads. Request paths count twice and, where there is log
+service abnormal in several leads; metrics by no less than a series that appeared scores
+(10), so that when the strongest change is a few robust deviations, it counts as little as
+it is, not as much as the best of its kind. Request paths count twice and, where there is log
 evidence, metrics count half (measured on the case pack with logs: every service's metrics
 move with load, error lines come from where the code fails, and a faulty service that logs
 no error still stops the requests through it; docs/BENCHMARKS.md). Saturation counts as
@@ -53,9 +55,12 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from investigations.signals.metrics import CHANGE_SIGMAS
+from investigations.signals.metrics import APPEARED_SCORE, CHANGE_SIGMAS
 
 MAX_EVIDENCE = 5
+# The metric scores are scaled by the best service's, but by no less than this: a scan
+# whose strongest change is a few robust deviations found no clear metric suspect.
+METRIC_SCALE_FLOOR = APPEARED_SCORE
 MAX_PODS_NAMED = 3
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
@@ -172,7 +177,7 @@ def rank_suspects(
             setattr(suspect, f"{kind}_score", (LATE_WEIGHT if late else 1.0) / len(found))
             suspect.evidence.insert(0, {**evidence, "late": late})
             suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
-    top_metric = max((s.metric_score for s in suspects.values()), default=0) or 1
+    top_metric = max([s.metric_score for s in suspects.values()] + [METRIC_SCALE_FLOOR])
     top_log = max((s.log_score for s in suspects.values()), default=0)
     top_path = max((s.path_score for s in suspects.values()), default=0)
     metric_weight = METRIC_WEIGHT_WITH_LOGS if top_log or top_path else 1.0

@@ -123,6 +123,18 @@ def test_logs_and_metrics_are_combined_per_service():
     assert suspects[1].evidence[0]["metric"] == "cpu"
 
 
+def test_a_weak_best_metric_change_counts_as_little_as_it_is():
+    # The strongest change in scope is 4 robust deviations: no clear metric suspect, so
+    # it is not scaled up to count as much as the best of a kind (a saturated limit).
+    weak = [SeriesScore("cpu", {"service": "cart"}, 4.0, 1, 100.0, 1.0, 1.2)]
+    [cart] = rank_suspects(weak, {}, "service")
+    assert cart.score == pytest.approx(0.4)
+    strong = [SeriesScore("cpu", {"service": "cart"}, 40.0, 1, 100.0, 1.0, 5.0)]
+    strong.append(SeriesScore("mem", {"service": "web"}, 4.0, 1, 100.0, 1.0, 1.2))
+    ranked = {s.service: s.score for s in rank_suspects(strong, {}, "service")}
+    assert ranked == {"cart": pytest.approx(1.0), "web": pytest.approx(0.1)}
+
+
 def test_errors_that_began_after_the_alert_fired_count_a_tenth():
     # The alert fired a minute into the incident. cart's errors began before it; search's,
     # twice as many, only four minutes after it (the next fault, say): they did not cause
