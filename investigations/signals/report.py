@@ -131,7 +131,7 @@ def _describe(suspect):
                 f" stopped reporting from {clock(item['onset'])}"
                 + (f" to {clock(item['last'])}" if item["last"] != item["onset"] else "")
                 + ", and none of its series still moves"
-                + (", after the alert fired, so weak evidence" if item.get("late") else "")
+                + _late(item)
             )
         elif item["kind"] == "rollout":
             parts.append(
@@ -139,8 +139,7 @@ def _describe(suspect):
                 f"({_names(item['replaced'], item['pods_replaced'])}) stopped and "
                 f"{_count(item['pods_new'], 'new one', 'new ones')} "
                 f"({_names(item['new'], item['pods_new'])}) took over their series from "
-                f"{clock(item['onset'])}: a rollout, or pods evicted or rescheduled"
-                + (", after the alert fired, so weak evidence" if item.get("late") else "")
+                f"{clock(item['onset'])}: a rollout, or pods evicted or rescheduled" + _late(item)
             )
         elif item["kind"] == "paths":
             parts.append(
@@ -245,8 +244,12 @@ def _began(item):
     """When a log or path change began, and whether it came too late to be the cause."""
     if not item.get("onset"):
         return ""
-    late = ", after the alert fired, so weak evidence" if item.get("late") else ""
-    return f", from {clock(item['onset'])}{late}"
+    return f", from {clock(item['onset'])}{_late(item)}"
+
+
+def _late(item):
+    """What the report adds to evidence that began after the alert fired."""
+    return ", after the alert fired, so weak evidence" if item.get("late") else ""
 
 
 def _next_steps(top, alerting_services, unchecked, suspects=()):

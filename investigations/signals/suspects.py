@@ -147,15 +147,19 @@ def rank_suspects(
         if value >= CHANGE_SIGMAS / 2 and len(suspects[service].evidence) < MAX_EVIDENCE:
             suspects[service].evidence.append(best[service, metric].as_evidence(service_label))
 
+    def late(onset):
+        """Whether a change that began at `onset` (unix seconds, or None) began more than
+        LATE_AFTER after the alert fired."""
+        return alert_start is not None and onset is not None and onset > alert_start + LATE_AFTER
+
     def weigh(suspect, found):
         """`found`'s score (ServiceLogs or ServicePaths), a late one's at LATE_WEIGHT;
         adds its evidence and its onset to the suspect's."""
-        late = alert_start is not None and found.onset is not None
-        late = late and found.onset > alert_start + LATE_AFTER
-        suspect.evidence.insert(0, {**found.as_evidence(), "late": late})
+        began_late = late(found.onset)
+        suspect.evidence.insert(0, {**found.as_evidence(), "late": began_late})
         if found.score > 0 and found.onset is not None:
             suspect.onset = min(found.onset, suspect.onset or found.onset)
-        return found.score * (LATE_WEIGHT if late else 1.0)
+        return found.score * (LATE_WEIGHT if began_late else 1.0)
 
     for service, logs in service_logs.items():
         suspect = suspects.setdefault(service, Suspect(service))
@@ -173,9 +177,9 @@ def rank_suspects(
             suspect = suspects.setdefault(service, Suspect(service))
             # Stops and starts are timed to the sample: one after the alert fired is
             # judged as logs are.
-            late = alert_start is not None and evidence["onset"] > alert_start + LATE_AFTER
-            setattr(suspect, f"{kind}_score", (LATE_WEIGHT if late else 1.0) / len(found))
-            suspect.evidence.insert(0, {**evidence, "late": late})
+            began_late = late(evidence["onset"])
+            setattr(suspect, f"{kind}_score", (LATE_WEIGHT if began_late else 1.0) / len(found))
+            suspect.evidence.insert(0, {**evidence, "late": began_late})
             suspect.onset = min(evidence["onset"], suspect.onset or evidence["onset"])
     top_metric = max([s.metric_score for s in suspects.values()] + [METRIC_SCALE_FLOOR])
     top_log = max((s.log_score for s in suspects.values()), default=0)
