@@ -475,21 +475,36 @@ def newest_sample(series, now):
 
 
 def pod_labels(series, service_label, workload_label):
-    """{(service, metric): the labels that hold one value on each pod}: of `series`,
-    [(metric, labels)], the labels that say where a series runs (the pod's name, its
-    address in `instance`, its node, its version's hash), not what it measures (a route,
-    a status code, which a pod answers with several of)."""
-    values = {}  # (service, metric, label, pod) -> values
+    """{(service, metric): the labels that say where a series runs}: of `series`,
+    [(metric, labels)], those that hold one value on each pod of the service (its name,
+    its address in `instance`, its node, its version's hash), and those of which no two
+    pods of the metric, whatever their service, share a value (a container's cgroup path
+    in cAdvisor's `id`, its name or id in the container runtime: one per container of the
+    pod, and no other pod's); not what a series measures (a route, a status code, a
+    container's name: pods answer with or run several, and the same ones)."""
+    grouped, names = {}, {}  # metric -> {service: {pod: [labels]}}, {label names}
     for metric, labels in series:
         service, pod = labels.get(service_label), labels.get(workload_label)
         if service and pod:
-            for name, value in labels.items():
-                values.setdefault((service, metric, name, pod), set()).add(value)
-    several = {key[:3] for key, seen in values.items() if len(seen) > 1}
+            pods = grouped.setdefault(metric, {}).setdefault(service, {})
+            pods.setdefault(pod, []).append(labels)
+            names.setdefault(metric, set()).update(labels)
     where = {}
-    for service, metric, name, _ in values:
-        if (service, metric, name) not in several:
-            where.setdefault((service, metric), set()).add(name)
+    for metric, services in grouped.items():
+        for name in names[metric]:
+            # {service: [the values each pod holds]}; a label a series lacks (Prometheus
+            # drops empty ones) has no value there.
+            held = {
+                service: [{labels.get(name) for labels in sets} for sets in pods.values()]
+                for service, pods in services.items()
+            }
+            seen = [v for on in held.values() for values in on for v in values if v is not None]
+            unique = sum(map(len, held.values())) > 1 and len(seen) == len(set(seen)) > 0
+            for service, on in held.items():
+                if any(values != {None} for values in on) and (
+                    unique or all(len(values) == 1 for values in on)
+                ):
+                    where.setdefault((service, metric), set()).add(name)
     return where
 
 
@@ -530,6 +545,11 @@ def successions(series, baseline, incident, service_label, workload_labels):
         by = [i for _, i in old[key]] if key in old else running.get(key, [])
         judged.update(dict.fromkeys(indices, by) if by else {})
     replaced = {i for key in new if key in old for _, i in old[key]}
+    # A pod replaced stopped as a whole: so did its series no new one took over (a
+    # container whose image the rollout changed).
+    gone = {(series[i][1][service_label], series[i][1][workload_label]) for i in replaced}
+    for key, stops in old.items():
+        replaced |= {i for _, i in stops if (key[0], series[i][1][workload_label]) in gone}
     return judged, replaced
 
 

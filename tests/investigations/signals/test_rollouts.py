@@ -68,6 +68,22 @@ def openmetrics():
                 named = labels(pod, route=route) if route else labels(pod)
                 value = latency(service, version, t)
                 lines.append(f"latency_seconds{{{named}}} {value:.4f} {t.timestamp():.0f}")
+    # The kubelet's cAdvisor describes every pod: its own service label, and per container
+    # (and for the pod's cgroup, container="") a cgroup path and a runtime id no other pod
+    # shares. api's new version has a new image; db's added pod runs db's.
+    lines += ["# HELP memory_bytes Working set.", "# TYPE memory_bytes gauge"]
+    for n, (pod, (service, _, _, version)) in enumerate(PODS.items()):
+        for container in ("", "app"):
+            cgroup = f"/kubepods/pod{n:04x}" + (f"/c{n}{container}" if container else "")
+            release = 2 if (service, version) == ("api", 2) else 1
+            image = f"registry/{service}:{release}" if container else ""
+            named = (
+                f'namespace="shop",service="kubelet",pod="{pod}",container="{container}",'
+                f'id="{cgroup}",image="{image}",name="{f"c{n}" if container else ""}"'
+            )
+            for t in times(version):
+                value = 2e8 * (1 + rng.gauss(0, 0.01))
+                lines.append(f"memory_bytes{{{named}}} {value:.0f} {t.timestamp():.0f}")
     lines += ["# HELP up Whether the target was scraped.", "# TYPE up gauge"]
     for pod, (_, _, _, version) in PODS.items():
         for t in times(version):
@@ -95,6 +111,23 @@ def test_the_labels_that_say_where_a_series_runs():
     assert where[("api", "m")] == {"service", "pod", "instance", "node"}
     assert where[("api", "up")] == {"service", "pod", "instance"}
     assert where[("db", "m")] == {"service", "pod", "instance"}
+
+    # cAdvisor: a cgroup path and a runtime id per container, no other pod's; an image the
+    # replicas share; codes a pod answers with.
+    def container(pod, name, image, code):
+        cgroup = f"/kubepods/{pod}" + (f"/{name}" if name else "")
+        labels = {"service": pod[:3], "pod": pod, "id": cgroup, "code": code}
+        return "c", {**labels, **({"container": name, "image": image} if name else {})}
+
+    series = [
+        container(pod, name, image, code)
+        for pod, codes in (("api-1", "2"), ("api-2", "2"), ("web-1", "2"), ("api-3", "25"))
+        for code in codes
+        for name, image in (("", ""), ("app", f"{pod[:3]}:1"), ("proxy", "envoy:1"))
+    ]
+    where = pod_labels(series, "service", "pod")
+    assert where[("api", "c")] == {"service", "pod", "id"}
+    assert where[("web", "c")] == {"service", "pod", "id", "code"}  # one pod: one value
 
 
 def test_a_new_pod_s_series_is_judged_by_the_pod_it_replaced_or_one_beside_it():
@@ -134,13 +167,18 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     scan = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
 
     new = [s for s in scan.scores if s.replaces]
-    assert {(s.metric, s.workload, s.labels.get("route")) for s in new} == {
+    assert {
+        (s.metric, s.workload, s.labels.get("route", s.labels.get("container"))) for s in new
+    } == {
         (metric, pod, route)
         for pod in ("api-9e1f-b1", "api-9e1f-b2")
         for metric, route in (
             ("latency_seconds", "/cart"),
             ("latency_seconds", "/pay"),
             ("up", None),
+            # The pod's cgroup (container="", a label Prometheus drops), though its path
+            # is the new pod's own; not the container whose image changed.
+            ("memory_bytes", None),
         )
     }
     latency = [s for s in new if s.metric == "latency_seconds"]
@@ -149,12 +187,15 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     assert all(s.baseline_median == pytest.approx(0.1, rel=0.1) for s in latency)
     assert all(s.replaces == ["api-7c4b-a1", "api-7c4b-a2"] for s in new)
     # The old pods' series stopped, replaced: no change of their own.
+    # So did the old image's container, taken over by none: its pod was replaced.
     old = [s for s in scan.scores if s.replaced]
-    assert len(old) == 6 and all(s.stopped is not None and s.score < 3 for s in old)
-    assert "taken over by new pods: 6 series of api; " in describe(scan, "service")[1]
+    assert len(old) == 10 and all(s.stopped is not None and s.score < 3 for s in old)
+    assert "taken over by new pods: 8 series of api; " in describe(scan, "service")[1]
+    image = [s for s in scan.scores if s.labels.get("image") == "registry/api:2"]
+    assert len(image) == 2 and not any(s.replaces or s.beside for s in image)
     # db's new pod is judged by db-0's baseline, beside which it began: as fast, no change.
     added = [s for s in scan.scores if s.workload == "db-1"]
-    assert len(added) == 2 and all(s.beside == ["db-0"] and s.score < 3 for s in added)
+    assert len(added) == 4 and all(s.beside == ["db-0"] and s.score < 3 for s in added)
 
     ranked = rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])
     assert [s.service for s in ranked[:2]] == ["api", "web"]
