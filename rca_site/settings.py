@@ -256,9 +256,12 @@ ROOTLINE_INVESTIGATE_SEVERITIES = [
 
 ROOTLINE_SERVICE_LABELS = envlist("ROOTLINE_SERVICE_LABELS", ["service", "app", "job", "container"])
 # Labels that name the workload a series describes, which exporters (cAdvisor,
-# kube-state-metrics) share with the workload's own series: the signal scan credits such a
-# series to the workload's service (investigations/signals/metrics.py).
-ROOTLINE_WORKLOAD_LABELS = envlist("ROOTLINE_WORKLOAD_LABELS", ["pod"])
+# kube-state-metrics) share with the workload's own series or name it by: the signal scan
+# credits such a series to the workload's service (investigations/signals/metrics.py). The
+# first names the pod (a rollout is pods replaced).
+ROOTLINE_WORKLOAD_LABELS = envlist(
+    "ROOTLINE_WORKLOAD_LABELS", ["pod", "deployment", "statefulset", "daemonset"]
+)
 ROOTLINE_SCOPE_LABELS = envlist(
     "ROOTLINE_SCOPE_LABELS", ["cluster", "namespace", "env", "environment", "region"]
 )

@@ -43,7 +43,9 @@ service label or one that names the exporter (the Prometheus operator labels eac
 with the Service it was found through: kube-prometheus-stack's container CPU says
 service="kube-prometheus-stack-kubelet"). Such
 a series is credited to the service whose series cover the fewest pods among those on its
-pod: the pod's own service covers its few pods, an exporter every pod of the namespace.
+pod: the pod's own service covers its few pods, an exporter every pod of the namespace. A
+workload named after a service with series of its own is that service's: kube-state-metrics'
+series of a deployment name no pod, only `deployment="cart"`.
 Read per service, such a metric is read per service and pod and combined as credited (but
 a histogram: its quantiles cannot be combined).
 
@@ -288,12 +290,15 @@ def plan_reads(series, cap, service_label):
 
 
 def pod_owners(series, service_label, workload_labels):
-    """{(workload label, value): service} from the label sets `series`: of the services
-    with series on a workload (a pod), the one whose series cover the fewest workloads, when
-    it is the only one that few (a tie credits no one)."""
-    covers, on = {}, {}
+    """{(workload label, value): service} from the label sets `series`: the service a
+    workload is named after (kube-state-metrics' deployment="cart" is cart's, where cart
+    has series of its own); else, of the services with series on the workload (a pod), the
+    one whose series cover the fewest workloads, when it is the only one that few (a tie
+    credits no one)."""
+    covers, on, named = {}, {}, set()
     for labels in series:
         service = labels.get(service_label)
+        named.add(service)
         for name in workload_labels:
             if service and labels.get(name):
                 covers.setdefault(service, set()).add((name, labels[name]))
@@ -301,7 +306,9 @@ def pod_owners(series, service_label, workload_labels):
     owners = {}
     for workload, services in on.items():
         fewest = sorted(len(covers[service]) for service in services)
-        if len(fewest) == 1 or fewest[0] < fewest[1]:
+        if workload[1] in named:
+            owners[workload] = workload[1]
+        elif len(fewest) == 1 or fewest[0] < fewest[1]:
             owners[workload] = min(services, key=lambda service: len(covers[service]))
     return owners
 

@@ -692,8 +692,9 @@ def test_a_histogram_is_a_quantile_per_step_of_its_buckets_rates():
 def exporter_openmetrics():
     """db and web, two pods each, report `busy` with their own service label. An exporter
     found through the Service "kubelet" reports every pod's two containers' share of their
-    CPU limit; another, with no service label, counts db-2's restarts. From ONSET db-1's
-    main container holds 95% of its limit and db-2 restarts every 15 s."""
+    CPU limit; another, with no service label, counts db-2's restarts; kube-state-metrics
+    counts each deployment's available replicas. From ONSET db-1's main container holds
+    95% of its limit, db-2 restarts every 15 s and db has one replica available of two."""
     pods = {"db": ("db-1", "db-2"), "web": ("web-1", "web-2")}
     times, t = [], START
     while t < NOW + timedelta(minutes=5):
@@ -721,6 +722,11 @@ def exporter_openmetrics():
         lines.append(
             f'restarts_total{{namespace="shop",pod="db-2"}} {restarts} {t.timestamp():.0f}'
         )
+    lines += ["# HELP available Replicas available.", "# TYPE available gauge"]
+    for deployment, t in itertools.product(pods, times):
+        labels = f'namespace="shop",service="kube-state-metrics",deployment="{deployment}"'
+        value = 1 if deployment == "db" and t >= ONSET else 2
+        lines.append(f"available{{{labels}}} {value} {t.timestamp():.0f}")
     return "\n".join([*lines, "# EOF", ""])
 
 
@@ -743,15 +749,25 @@ def test_a_pod_belongs_to_the_service_whose_series_cover_fewest_pods():
         "pod": "web-1",
         "service": "web",
     }
+    # A workload named after a service with series of its own is that service's, though
+    # only the exporter's series name it.
+    series += [
+        {"__name__": "available", "service": "kube-state-metrics", "deployment": "db"},
+        {"__name__": "available", "service": "kube-state-metrics", "deployment": "cron"},
+    ]
+    owners = metrics.pod_owners(series, "service", ["pod", "deployment"])
+    assert owners[("deployment", "db")] == "db"
+    assert owners[("deployment", "cron")] == "kube-state-metrics"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cap", [5000, 9])
+@pytest.mark.parametrize("cap", [5000, 11])
 def test_an_exporter_s_series_of_a_pod_are_its_service_s(tmp_path, monkeypatch, cap):
-    # 13 series: busy 4, limit_used_ratio 8, restarts_total 1. At a cap of 9, every metric
-    # per service (busy 2, limit_used_ratio 4 by service and pod, restarts_total 1), then
-    # busy and restarts_total series by series: limit_used_ratio is read per service and
-    # pod and combined per service as credited.
+    # 15 series: busy 4, limit_used_ratio 8, restarts_total 1, available 2. At a cap of 11,
+    # every metric per service (busy 2, limit_used_ratio 4 by service and pod,
+    # restarts_total 1, available 2 by service and deployment), then busy, restarts_total
+    # and available series by series: limit_used_ratio is read per service and pod and
+    # combined per service as credited.
     monkeypatch.setattr(metrics, "MAX_SERIES", cap)
 
     async def main(url):
@@ -763,7 +779,7 @@ def test_an_exporter_s_series_of_a_pod_are_its_service_s(tmp_path, monkeypatch, 
                 INCIDENT,
                 now=INCIDENT[1],
                 service_label="service",
-                workload_labels=["pod"],
+                workload_labels=["pod", "deployment"],
             )
 
     with running_prometheus(exporter_openmetrics(), tmp_path) as url:
@@ -780,22 +796,27 @@ def test_an_exporter_s_series_of_a_pod_are_its_service_s(tmp_path, monkeypatch, 
         assert len(by_service(scan, "limit_used_ratio")) == 2
     [restarts] = [s for s in scan.scores if s.metric == "restarts_total"]
     assert restarts.labels["service"] == "db" and restarts.score > 10
+    available = max((s for s in scan.scores if s.metric == "available"), key=lambda s: s.score)
+    assert available.labels["service"] == "db" and available.score >= 10
+    assert available.direction == -1 and available.incident_peak == 1
     suspects = rank_suspects(scan.scores, {}, "service")
     assert [s.service for s in suspects] == ["db", "web"]
 
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_an_alert_on_an_exporter_s_series_names_the_pod_s_service(tmp_path, settings):
+@pytest.mark.parametrize(
+    "workload", [{"alertname": "PodCrashLooping", "pod": "db-2"}, {"deployment": "db"}]
+)
+def test_an_alert_on_an_exporter_s_series_names_the_pod_s_service(tmp_path, settings, workload):
     # A crash-looping container's alert, as kube-state-metrics' rules raise it: its service
-    # label names the exporter, its pod db-2. The investigation names db as the alerting
-    # service, and the exporter is no suspect.
+    # label names the exporter, its pod db-2 (or, replicas missing, its deployment db). The
+    # investigation names db as the alerting service, and the exporter is no suspect.
     settings.ROOTLINE_LOKI_URL = ""
     alert = make_alert(
-        alertname="PodCrashLooping",
+        **{"alertname": "DeploymentReplicasMismatch", **workload},
         namespace="shop",
         service="kube-state-metrics",
-        pod="db-2",
         starts_at=ALERT,
     )
     investigation = make_investigation(alert, as_of=NOW)
