@@ -139,7 +139,9 @@ def _describe(suspect):
                 f"({_names(item['replaced'], item['pods_replaced'])}) stopped and "
                 f"{_count(item['pods_new'], 'new one', 'new ones')} "
                 f"({_names(item['new'], item['pods_new'])}) took over their series from "
-                f"{clock(item['onset'])}: a rollout, or pods evicted or rescheduled" + _late(item)
+                f"{clock(item['onset'])}: a rollout, or pods evicted or rescheduled"
+                + (f"; the new pods differ in {changes}" if (changes := _changes(item)) else "")
+                + _late(item)
             )
         elif item["kind"] == "paths":
             parts.append(
@@ -247,6 +249,14 @@ def _began(item):
     return f", from {clock(item['onset'])}{_late(item)}"
 
 
+def _changes(item):
+    """What the new pods of a `rollout` run that the old did not, as their labels say."""
+    return "; ".join(
+        f"{name} {', '.join(went)} -> {', '.join(came)}"
+        for name, (went, came) in item.get("changed", {}).items()
+    )
+
+
 def _late(item):
     """What the report adds to evidence that began after the alert fired."""
     return ", after the alert fired, so weak evidence" if item.get("late") else ""
@@ -273,11 +283,13 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
                 "(a hot loop, a neighbour on the node, more traffic) and whether its limit "
                 "fits; throttling there slows every request through it."
             )
-        if any(item["kind"] == "rollout" for item in top.evidence):
+        if rollout := next((item for item in top.evidence if item["kind"] == "rollout"), None):
             steps.append(
                 f"{top.service}'s pods were replaced around the onset: find what rolled out "
-                "(its rollout history, the image and config of the new pods) or why the old "
-                "pods went (evicted, node drained), and roll back if the change began there."
+                "(its rollout history, the image and config of the new pods"
+                + (f": {changes}" if (changes := _changes(rollout)) else "")
+                + ") or why the old pods went (evicted, node drained), and roll back if the "
+                "change began there."
             )
         if any(item["kind"] == "silence" for item in top.evidence):
             steps.append(

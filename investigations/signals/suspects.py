@@ -62,6 +62,7 @@ MAX_EVIDENCE = 5
 # whose strongest change is a few robust deviations found no clear metric suspect.
 METRIC_SCALE_FLOOR = APPEARED_SCORE
 MAX_PODS_NAMED = 3
+MAX_CHANGED_LABELS = 3
 METRIC_WEIGHT_WITH_LOGS = 0.5
 PATH_WEIGHT = 2.0
 SATURATION_WEIGHT = 1.0
@@ -242,6 +243,14 @@ def rollouts(metric_scores, service_label):
         elif series.replaces:
             new.setdefault(service, set()).add(series.workload)
             times.setdefault(service, []).append(series.began)
+    held = {}  # (service, pod) -> {label: values}, of the pods replaced and the new ones
+    for series in metric_scores:
+        service, pod = series.labels.get(service_label), series.workload
+        if pod in gone.get(service, ()) or pod in new.get(service, ()):
+            on = held.setdefault((service, pod), {})
+            for name, value in series.labels.items():
+                if name != service_label and value != pod:
+                    on.setdefault(name, set()).add(value)
     return {
         service: {
             "kind": "rollout",
@@ -250,7 +259,34 @@ def rollouts(metric_scores, service_label):
             "pods_replaced": len(gone[service]),
             "pods_new": len(pods),
             "onset": min(times[service]),
+            "changed": changed(
+                [held.get((service, pod), {}) for pod in gone[service]],
+                [held.get((service, pod), {}) for pod in pods],
+            ),
         }
         for service, pods in new.items()
         if service in gone
     }
+
+
+def changed(old, new):
+    """{label: [the values every old pod held and no new one, the new pods' likewise]},
+    up to MAX_CHANGED_LABELS, of the pods' labels ([{label: values}] each): what the new
+    pods run that the old did not (an image, a template's hash, a node). Where a side has
+    one pod, its values are its own (a cgroup path, an address) and only the other side's
+    shared ones tell: a label counts where both sides differ."""
+    if len(old) < 2 and len(new) < 2:
+        return {}
+
+    def common(pods, name):
+        return set.intersection(*(pod.get(name, set()) for pod in pods))
+
+    def any_of(pods, name):
+        return set().union(*(pod.get(name, set()) for pod in pods))
+
+    found = {}
+    for name in sorted({name for pod in old + new for name in pod}):
+        went, came = common(old, name) - any_of(new, name), common(new, name) - any_of(old, name)
+        if went and came and len(found) < MAX_CHANGED_LABELS:
+            found[name] = [sorted(went)[:MAX_PODS_NAMED], sorted(came)[:MAX_PODS_NAMED]]
+    return found

@@ -17,6 +17,7 @@ from investigations.runner import _describe_metric_scan as describe
 from investigations.signals import build_report, metrics, rank_suspects
 from investigations.signals.metrics import pod_labels, score_series, successions, taken_over
 from investigations.signals.report import evidence_gist
+from investigations.signals.suspects import changed
 from tests.investigations.signals.test_metric_scan import run_scan
 from tests.realprometheus import running_prometheus
 
@@ -130,6 +131,19 @@ def test_the_labels_that_say_where_a_series_runs():
     assert where[("web", "c")] == {"service", "pod", "id", "code"}  # one pod: one value
 
 
+def test_what_the_new_pods_run_that_the_old_did_not():
+    def pod(n, image, node, **more):
+        return {"id": {f"/kubepods/{n}"}, "image": {image, "envoy:1"}, "node": {node}, **more}
+
+    old = [pod(1, "api:1", "n1"), pod(2, "api:1", "n1")]
+    new = [pod(3, "api:2", "n2", route={"/v2"}), pod(4, "api:2", "n2")]
+    assert changed(old, new) == {"image": [["api:1"], ["api:2"]], "node": [["n1"], ["n2"]]}
+    # One pod a side: its own values (a cgroup path) say nothing of a version.
+    assert changed(old[:1], new[:1]) == {}
+    assert changed(old[:1], new) == {"image": [["api:1"], ["api:2"]], "node": [["n1"], ["n2"]]}
+    assert changed(old, old) == {}
+
+
 def test_a_new_pod_s_series_is_judged_by_the_pod_it_replaced_or_one_beside_it():
     def every(start, end):
         return [(t, 1.0) for t in range(start, end + 1, 30)]
@@ -209,6 +223,9 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
         ["api-9e1f-b1", "api-9e1f-b2"],
     )
     assert abs(rollout["onset"] - ONSET.timestamp()) <= 30
+    # What the new pods run: the image both hold and neither old one did. Not their nodes
+    # (one new pod is on an old one's), nor what each pod alone holds (its cgroup paths).
+    assert rollout["changed"] == {"image": [["registry/api:1"], ["registry/api:2"]]}
     assert evidence_gist(rollout) == "pods replaced (2 by 2)"
     report, text = build_report(ranked, alerting_services=["web"], unchecked=[])
     assert report["root_cause"]["service"] == "api"
@@ -216,13 +233,20 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
         "2 pods of it (api-7c4b-a1, api-7c4b-a2) stopped and 2 new ones (api-9e1f-b1, "
         "api-9e1f-b2) took over their series from " in text
     )
-    assert "a rollout, or pods evicted or rescheduled" in text
+    assert (
+        "a rollout, or pods evicted or rescheduled; the new pods differ in image "
+        "registry/api:1 -> registry/api:2" in text
+    )
     assert re.search(
         r"pod=api-9e1f-b\d,route=/\w+\} went up \(0\.\d+ -> 0\.\d+, \d+ robust deviations; "
         r"a new pod, against the baseline of the pods it replaced, api-7c4b-a1, api-7c4b-a2\)",
         text,
     )
-    assert any("pods were replaced around the onset" in step for step in report["next_steps"])
+    assert any(
+        "pods were replaced around the onset" in step
+        and "the image and config of the new pods: image registry/api:1 -> registry/api:2)" in step
+        for step in report["next_steps"]
+    )
 
     # Rolled out more than a minute after the alert fired: a remediation, weak evidence.
     late = rank_suspects(scan.scores, {}, "service", ["web"], alert_start=rollout["onset"] - 61)
