@@ -354,7 +354,7 @@ async def run_scans(prometheus, loki, selector, service_label, baseline, inciden
         for client in (prometheus, loki):
             if client:
                 await clients.enter_async_context(client)
-        return await asyncio.gather(
+        metric_scan = asyncio.ensure_future(
             guarded(
                 signals.scan_metrics(
                     prometheus,
@@ -367,13 +367,23 @@ async def run_scans(prometheus, loki, selector, service_label, baseline, inciden
                 )
             )
             if prometheus
-            else _nothing(),
-            guarded(signals.scan_logs(loki, selector, labels, baseline, incident, now=now))
-            if loki
-            else _nothing(),
-            guarded(signals.scan_paths(loki, selector, labels, baseline, incident, now=now))
-            if loki
-            else _nothing(),
+            else _nothing()
+        )
+
+        async def pods():
+            """Whose each pod is, as the metric scan found: logs name services as metrics."""
+            return getattr(await metric_scan, "owners", None)
+
+        owners = asyncio.ensure_future(pods())  # awaited by each scan once it has read
+        scans = (signals.scan_logs, signals.scan_paths)
+        return await asyncio.gather(
+            metric_scan,
+            *(
+                guarded(scan(loki, selector, labels, baseline, incident, now=now, owners=owners))
+                if loki
+                else _nothing()
+                for scan in scans
+            ),
         )
 
 

@@ -65,8 +65,9 @@ def error_query(selector):
     return f"{selector} |~ {quote(ERROR_FILTER)}"
 
 
-async def scan_logs(loki, selector, service_labels, baseline, incident, *, now):
-    """Error-like lines under `selector` in both windows, scored per service."""
+async def scan_logs(loki, selector, service_labels, baseline, incident, *, now, owners=None):
+    """Error-like lines under `selector` in both windows, scored per service (see
+    `service_of`; `owners`, awaited once the lines are read, as the metric scan's)."""
     query = error_query(selector)
     scan = LogScan(query=query)
 
@@ -77,8 +78,18 @@ async def scan_logs(loki, selector, service_labels, baseline, incident, *, now):
     base, inside = await asyncio.gather(fetch(*baseline), fetch(incident[0], now))
     scan.lines = (len(base), len(inside))
     scan.truncated = max(scan.lines) >= MAX_LINES
-    scan.services = score_logs(base, inside, service_labels, baseline, (incident[0], now))
+    scan.services = score_logs(
+        base, inside, service_labels, baseline, (incident[0], now), await owned(owners)
+    )
     return scan
+
+
+async def owned(owners):
+    """{(workload label, value): service} from `owners`: such a dict, an awaitable of one
+    (the metric scan's, read while the logs are), or None."""
+    if owners is None or isinstance(owners, dict):
+        return owners or {}
+    return await owners or {}
 
 
 def covered(entries, window):
@@ -90,11 +101,18 @@ def covered(entries, window):
     return max(end - start, 1.0)
 
 
-def service_of(labels, service_labels):
+def service_of(labels, service_labels, owners=None):
+    """The service a stream's `labels` are from: its workload's (a pod's) in the metric
+    scan's `owners` (metrics.pod_owners), so that logs and metrics name a service alike
+    however the log agent labels its streams (a container named "server" in every pod,
+    Loki's `service_name`), else its first service label."""
+    for name, value in labels.items():
+        if owner := (owners or {}).get((name, value)):
+            return owner
     return next((labels[name] for name in service_labels if labels.get(name)), None)
 
 
-def score_logs(baseline_entries, incident_entries, service_labels, baseline, incident):
+def score_logs(baseline_entries, incident_entries, service_labels, baseline, incident, owners=None):
     """ServiceLogs by service, from the error-like lines of the `baseline` and `incident`
     windows ((start, end) datetimes). The score is how far the incident's lines lie above
     what the service's rate in the calmest part of the control span predicts for a window
@@ -108,7 +126,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
     edges = cut(start, end, CONTROL_PARTS)
     parts = {}  # service -> its lines in each control part
     for entry in baseline_entries:
-        service = service_of(entry.labels, service_labels)
+        service = service_of(entry.labels, service_labels, owners)
         if not service:
             continue
         services.setdefault(service, ServiceLogs(service)).baseline_lines += 1
@@ -117,7 +135,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
             part = min(bisect.bisect_right(edges, at) - 1, CONTROL_PARTS - 1)
             parts.setdefault(service, [0] * CONTROL_PARTS)[part] += 1
     for entry in incident_entries:
-        service = service_of(entry.labels, service_labels)
+        service = service_of(entry.labels, service_labels, owners)
         if not service:
             continue
         row = services.setdefault(service, ServiceLogs(service))

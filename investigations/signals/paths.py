@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from investigations.scope import quote
 from investigations.signals.control import CONTROL_PARTS, calmest, control_span, cut
-from investigations.signals.logs import MAX_LINES, service_of, surge
+from investigations.signals.logs import MAX_LINES, owned, service_of, surge
 from investigations.tools.log_templates import HEX_ID, line_masker, mining_text
 from investigations.tools.redaction import default_redactor
 
@@ -101,8 +101,9 @@ def path_query(selector):
     return f"{selector} |~ {quote(TRACE_FILTER)}"
 
 
-async def scan_paths(loki, selector, service_labels, baseline, incident, *, now):
-    """Requests under `selector` from the baseline's start to `now`, scored per service."""
+async def scan_paths(loki, selector, service_labels, baseline, incident, *, now, owners=None):
+    """Requests under `selector` from the baseline's start to `now`, scored per service
+    (named as logs.scan_logs names them)."""
     scan = PathScan(query=path_query(selector))
     control_start = control_span(baseline)[0]
     edges = [baseline[0]]
@@ -112,7 +113,9 @@ async def scan_paths(loki, selector, service_labels, baseline, incident, *, now)
     scan.lines = len(entries)
     parts = itertools.pairwise(cut(control_start, incident[0], CONTROL_PARTS))
     spans = [(baseline[0], control_start), *parts, (incident[0], now - UNFINISHED)]
-    (reference, *control, inside), began = paths_by_span(entries, service_labels, spans)
+    (reference, *control, inside), began = paths_by_span(
+        entries, service_labels, spans, await owned(owners)
+    )
     scan.requests = (len(reference), sum(map(len, control)), len(inside))
     scan.services = score_paths(reference, control, inside, began=began[-1])
     return scan
@@ -160,7 +163,7 @@ async def read_all(loki, query, edges):
     return [e for entries, _ in slices for e in entries], any(cut for _, cut in slices)
 
 
-def paths_by_span(entries, service_labels, spans):
+def paths_by_span(entries, service_labels, spans, owners=None):
     """(paths, began): the paths (tuples of (service, step text)) of the requests that
     began in each span ((start, end) datetimes), one list per span, and when each began
     (unix seconds), lists alike; lines without a trace id are skipped."""
@@ -169,7 +172,7 @@ def paths_by_span(entries, service_labels, spans):
     by_trace = defaultdict(list)
     for ts, line, labels in entries:
         match = TRACE_ID.search(line)
-        service = service_of(labels, service_labels)
+        service = service_of(labels, service_labels, owners)
         if not match or not service:
             continue
         message = mining_text(line)[0]

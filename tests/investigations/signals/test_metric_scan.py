@@ -15,6 +15,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from loki_stub import LogStore
+from loki_stub import serve as serve_loki
 
 from investigations import runner
 from investigations.runner import _describe_metric_scan as describe
@@ -832,3 +834,42 @@ def test_an_alert_on_an_exporter_s_series_names_the_pod_s_service(tmp_path, sett
     assert "db, the alerting service itself" in investigation.report["summary"]
     ranked = investigation.steps.get(tool="rank_suspects")
     assert ranked.input["alerting_services"] == ["db"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_logs_name_services_as_metrics_do(tmp_path, settings):
+    # The log agent labels streams by pod and container (every container "server"), not
+    # by service: db-1's new errors are db's, as its saturated CPU is.
+    def at(moment):
+        return int(moment.timestamp() * 10**9)
+
+    def stream(pod):
+        return {"namespace": "shop", "pod": pod, "container": "server"}
+
+    entries = [
+        (stream("web-1"), at(ONSET - timedelta(minutes=m)), f"ERROR slow {m}")
+        for m in range(5, 50, 5)
+    ]
+    entries += [
+        (stream("db-1"), at(ONSET + timedelta(seconds=10 * n)), f"FATAL cannot open relation {n}")
+        for n in range(20)
+    ]
+    investigation = make_investigation(
+        make_alert(namespace="shop", service="web", starts_at=ALERT), as_of=NOW
+    )
+
+    with (
+        running_prometheus(exporter_openmetrics(), tmp_path) as url,
+        serve_loki(LogStore(entries)) as loki,
+    ):
+        settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = url, loki.url
+        runner.run(investigation.pk)
+
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    logs = investigation.steps.get(tool="scan_logs").output["services"]
+    assert {s["service"] for s in logs} == {"db", "web"}
+    [db] = [s for s in investigation.suspects if s["service"] == "db"]
+    assert "logs" in {item["kind"] for item in db["evidence"]}
+    assert investigation.suspects[0]["service"] == "db"

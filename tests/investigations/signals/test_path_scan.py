@@ -318,6 +318,11 @@ def test_trace_ids_and_steps_are_read_from_plain_logfmt_and_json_lines():
     assert path[2][1] == "select items"
     assert path[3][1] == f"TraceID: <HEX> long {'x' * 247}"  # the cut word is dropped
 
+    # A pod the metric scan knows is its service's, whatever its stream says.
+    owners = {("pod", "web-1"): "web"}
+    [[path]], _ = paths_by_span(entries, LABELS, spans, owners)
+    assert [service for service, _ in path] == ["web", "cart", "db", "db", "web"]
+
 
 def test_a_capped_read_still_has_the_incident(loki, monkeypatch):
     # Room for 20 lines (about 3 minutes of this traffic) per slice: each slice is read

@@ -41,6 +41,26 @@ def test_new_error_templates_make_a_service_the_log_suspect():
     assert "out of memory" in db.templates[0]["template"]
 
 
+def test_a_pod_the_metrics_know_names_its_logs_service():
+    # Every container is "server", as the log agent labels the streams; the metric scan
+    # knows whose each pod is.
+    def line(minutes, pod, text):
+        at = INCIDENT + timedelta(minutes=minutes)
+        labels = {"namespace": "shop", "container": "server", "pod": pod}
+        return LogEntry(int(at.timestamp() * 1e9), text, labels)
+
+    baseline = [line(-30 + i, "cart-5c9-x", f"ERROR cache miss for key {i}") for i in range(20)]
+    incident = [line(1 + i / 10, "db-0", f"FATAL cannot open relation {i}") for i in range(6)]
+    incident += [line(2, "batch-1", "ERROR job failed")]
+    owners = {("pod", "cart-5c9-x"): "cart", ("pod", "db-0"): "orders-db"}
+
+    scores = score_logs(baseline, incident, ("service", "container"), *WINDOWS, owners)
+
+    assert set(scores) == {"cart", "orders-db", "server"}  # batch-1: no metrics of its own
+    assert scores["orders-db"].incident_lines == 6 and scores["cart"].baseline_lines == 20
+    assert set(score_logs(baseline, incident, ("service", "container"), *WINDOWS)) == {"server"}
+
+
 def test_errors_a_service_always_logs_are_not_a_surge():
     # cart logs a timeout every minute, before and during the incident; payments' errors
     # went from one every ten minutes to one every ten seconds.
