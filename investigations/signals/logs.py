@@ -146,7 +146,10 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
         return services
     start_ns = int(incident[0].timestamp() * 1e9)
     templates, _ = mine_templates(
-        [*baseline_entries, *incident_entries], default_redactor(), incident_start_ns=start_ns
+        [*baseline_entries, *incident_entries],
+        default_redactor(),
+        incident_start_ns=start_ns,
+        service_of=lambda labels: service_of(labels, service_labels, owners),
     )
     for template in templates:
         if not (template.new or template.surged):

@@ -220,9 +220,12 @@ def _miner():
     return line_masker(), drain
 
 
-def mine_templates(entries, redactor, *, incident_start_ns=None, window_ns=None):
+def mine_templates(
+    entries, redactor, *, incident_start_ns=None, window_ns=None, service_of=service_of
+):
     """Templates of `entries` (LogEntry or (ns, line, labels) tuples, any order, any number
-    of streams), ranked; each example and template redacted by `redactor`.
+    of streams), ranked; each example and template redacted by `redactor`, its lines
+    counted by the service `service_of` their labels name.
 
     Returns (templates, redaction counts). With `incident_start_ns`, lines before it are
     the baseline, and templates are judged new or surged against it (see `judge`).

@@ -871,5 +871,6 @@ def test_logs_name_services_as_metrics_do(tmp_path, settings):
     logs = investigation.steps.get(tool="scan_logs").output["services"]
     assert {s["service"] for s in logs} == {"db", "web"}
     [db] = [s for s in investigation.suspects if s["service"] == "db"]
-    assert "logs" in {item["kind"] for item in db["evidence"]}
+    [errors] = [item for item in db["evidence"] if item["kind"] == "logs"]
+    assert errors["incident_lines"] == errors["new_template_lines"] == 20
     assert investigation.suspects[0]["service"] == "db"

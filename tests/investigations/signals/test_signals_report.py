@@ -58,6 +58,8 @@ def test_a_pod_the_metrics_know_names_its_logs_service():
 
     assert set(scores) == {"cart", "orders-db", "server"}  # batch-1: no metrics of its own
     assert scores["orders-db"].incident_lines == 6 and scores["cart"].baseline_lines == 20
+    assert scores["orders-db"].new_template_lines == 6  # its templates are its own, too
+    assert "cannot open relation" in scores["orders-db"].templates[0]["template"]
     assert set(score_logs(baseline, incident, ("service", "container"), *WINDOWS)) == {"server"}
 
 
