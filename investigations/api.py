@@ -143,7 +143,8 @@ class SuspectOut(BaseModel):
         "new one, and the new pods' likewise, such as an image), `silence` (every steady "
         "series of the service stopped and none of its series still moves: `series` and "
         "`metrics` count them, `onset` and `last` are the first and last of their stops), "
-        "`logs` (its error-like lines), `paths` (requests that stopped going through it as "
+        "`logs` (its error-like lines; `streams` are the label sets of those in the incident, "
+        "most lines first, up to three), `paths` (requests that stopped going through it as "
         "before)",
     )
 

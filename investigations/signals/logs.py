@@ -12,6 +12,7 @@ incident. The baseline rate is that of the calmest part of the baseline's last h
 import asyncio
 import bisect
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from investigations.scope import quote
@@ -25,6 +26,7 @@ ERROR_FILTER = (
 )
 MAX_LINES = 5000  # Loki's default max_entries_limit_per_query
 MAX_EXAMPLE_TEMPLATES = 3
+MAX_STREAMS = 3
 
 
 @dataclass
@@ -37,6 +39,9 @@ class ServiceLogs:
     templates: list[dict] = field(default_factory=list)  # the service's notable templates
     score: float = 0.0
     onset: float | None = None  # unix seconds of its first error-like line in the incident
+    # The streams (label sets) of its error-like lines in the incident, by lines: where to
+    # read them, however the service was named (see `service_of`).
+    streams: Counter = field(default_factory=Counter)
 
     def as_evidence(self):
         return {
@@ -48,6 +53,7 @@ class ServiceLogs:
             "templates": self.templates,
             "score": round(self.score, 2),
             "onset": self.onset,
+            "streams": [dict(labels) for labels, _ in self.streams.most_common(MAX_STREAMS)],
         }
 
 
@@ -140,6 +146,7 @@ def score_logs(baseline_entries, incident_entries, service_labels, baseline, inc
             continue
         row = services.setdefault(service, ServiceLogs(service))
         row.incident_lines += 1
+        row.streams[tuple(sorted(entry.labels.items()))] += 1
         at = entry.timestamp_ns / 1e9
         row.onset = at if row.onset is None else min(row.onset, at)
     if not incident_entries:

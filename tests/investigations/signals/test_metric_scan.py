@@ -873,4 +873,6 @@ def test_logs_name_services_as_metrics_do(tmp_path, settings):
     [db] = [s for s in investigation.suspects if s["service"] == "db"]
     [errors] = [item for item in db["evidence"] if item["kind"] == "logs"]
     assert errors["incident_lines"] == errors["new_template_lines"] == 20
+    # Where to read them: db has no stream of its own name.
+    assert errors["streams"] == [stream("db-1")]
     assert investigation.suspects[0]["service"] == "db"
