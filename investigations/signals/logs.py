@@ -91,11 +91,9 @@ async def scan_logs(loki, selector, service_labels, baseline, incident, *, now, 
 
 
 async def owned(owners):
-    """{(workload label, value): service} from `owners`: such a dict, an awaitable of one
-    (the metric scan's, read while the logs are), or None."""
-    if owners is None or isinstance(owners, dict):
-        return owners or {}
-    return await owners or {}
+    """{(workload label, value): service}: what `owners`, an awaitable of the metric scan's
+    (read while the logs are) or None, gives; {} where it gives none."""
+    return (await owners if owners is not None else None) or {}
 
 
 def covered(entries, window):
