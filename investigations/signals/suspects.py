@@ -244,6 +244,7 @@ def rollouts(metric_scores, service_label):
             new.setdefault(service, set()).add(series.workload)
             times.setdefault(service, []).append(series.began)
     held = {}  # (service, pod) -> {label: values}, of the pods replaced and the new ones
+    carried = {}  # service -> Counter of the labels its new pods' series carry
     for series in metric_scores:
         service, pod = series.labels.get(service_label), series.workload
         if pod in gone.get(service, ()) or pod in new.get(service, ()):
@@ -251,6 +252,8 @@ def rollouts(metric_scores, service_label):
             for name, value in series.labels.items():
                 if name != service_label and value != pod:
                     on.setdefault(name, set()).add(value)
+            if pod in new.get(service, ()):
+                carried.setdefault(service, Counter()).update(series.labels.keys())
     return {
         service: {
             "kind": "rollout",
@@ -262,6 +265,7 @@ def rollouts(metric_scores, service_label):
             "changed": changed(
                 [held.get((service, pod), {}) for pod in gone[service]],
                 [held.get((service, pod), {}) for pod in pods],
+                carried.get(service, {}),
             ),
         }
         for service, pods in new.items()
@@ -269,12 +273,14 @@ def rollouts(metric_scores, service_label):
     }
 
 
-def changed(old, new):
+def changed(old, new, carried=None):
     """{label: [the values every old pod held and no new one, the new pods' likewise]},
     up to MAX_CHANGED_LABELS, of the pods' labels ([{label: values}] each): what the new
     pods run that the old did not (an image, a template's hash, a node). Where a side has
     one pod, its values are its own (a cgroup path, an address) and only the other side's
-    shared ones tell: a label counts where both sides differ."""
+    shared ones tell: a label counts where both sides differ. Labels that more series
+    carry (`carried`: cAdvisor's image is on each container's every metric, an info
+    metric's replica set name on one) come first."""
     if len(old) < 2 and len(new) < 2:
         return {}
 
@@ -285,7 +291,8 @@ def changed(old, new):
         return set().union(*(pod.get(name, set()) for pod in pods))
 
     found = {}
-    for name in sorted({name for pod in old + new for name in pod}):
+    names = {name for pod in old + new for name in pod}
+    for name in sorted(names, key=lambda name: (-(carried or {}).get(name, 0), name)):
         went, came = common(old, name) - any_of(new, name), common(new, name) - any_of(old, name)
         if went and came and len(found) < MAX_CHANGED_LABELS:
             found[name] = [sorted(went)[:MAX_PODS_NAMED], sorted(came)[:MAX_PODS_NAMED]]

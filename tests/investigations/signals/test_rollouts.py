@@ -142,6 +142,13 @@ def test_what_the_new_pods_run_that_the_old_did_not():
     assert changed(old[:1], new[:1]) == {}
     assert changed(old[:1], new) == {"image": [["api:1"], ["api:2"]], "node": [["n1"], ["n2"]]}
     assert changed(old, old) == {}
+    # Past MAX_CHANGED_LABELS, the labels more of the new pods' series carry come first:
+    # an image on every container metric before an info metric's replica set name.
+    old = [{**p, "a_set": {"api-7c4b"}, "a_zone": {"z1"}} for p in old]
+    new = [{**p, "a_set": {"api-9e1f"}, "a_zone": {"z2"}} for p in new]
+    carried = {"image": 40, "id": 40, "node": 10, "a_zone": 10, "a_set": 1}
+    assert list(changed(old, new, carried)) == ["image", "a_zone", "node"]
+    assert list(changed(old, new)) == ["a_set", "a_zone", "image"]
 
 
 def test_a_new_pod_s_series_is_judged_by_the_pod_it_replaced_or_one_beside_it():
