@@ -384,7 +384,7 @@ async def scan(scope, starts_at, loki_url, prometheus_url):
     results = await runner.run_scans(
         PrometheusClient(BackendConfig("Prometheus", prometheus_url)),
         LokiClient(BackendConfig("Loki", loki_url)),
-        scope.query_selector,
+        scope,
         scope.service_label,
         baseline,
         incident,

@@ -223,18 +223,18 @@ def signals_step(investigation, scope):
             investigation,
             ToolCall.Agent.SIGNALS,
             "scan_logs",
-            {"query": signals.logs.error_query(selector), **windows},
+            {"query": signals.logs.error_query(scope.log_selector), **windows},
         )
         calls["paths"] = ToolCall.start(
             investigation,
             ToolCall.Agent.SIGNALS,
             "scan_paths",
-            {"query": signals.paths.path_query(selector), **windows},
+            {"query": signals.paths.path_query(scope.log_selector), **windows},
         )
     else:
         unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
     metric_scan, log_scan, path_scan = asyncio.run(
-        run_scans(prometheus, loki, selector, service_label, baseline, incident)
+        run_scans(prometheus, loki, scope, service_label, baseline, incident)
     )
     scans = {"metrics": metric_scan, "logs": log_scan, "paths": path_scan}
     described = {
@@ -338,10 +338,14 @@ def credit_alerts(investigation, scope, service_label, owners):
         investigation.save(update_fields=["scope"])
 
 
-async def run_scans(prometheus, loki, selector, service_label, baseline, incident):
+async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
     """The scans at once: metrics, error-like log lines, request paths; each result is the
-    scan, the exception that stopped it, or None for a backend that is not configured."""
+    scan, the exception that stopped it, or None for a backend that is not configured.
+    Logs are read and named in Loki's names for the labels (ROOTLINE_LOKI_LABELS)."""
+    renamed = settings.ROOTLINE_LOKI_LABELS
     labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
+    labels = list(dict.fromkeys([*(renamed.get(name, name) for name in labels), *labels]))
+    selector, log_selector = scope.query_selector, scope.log_selector
     now = incident[1]
 
     async def guarded(scan):
@@ -372,14 +376,17 @@ async def run_scans(prometheus, loki, selector, service_label, baseline, inciden
 
         async def pods():
             """Whose each pod is, as the metric scan found: logs name services as metrics."""
-            return getattr(await metric_scan, "owners", None)
+            owners = getattr(await metric_scan, "owners", None) or {}
+            return {(renamed.get(name, name), value): s for (name, value), s in owners.items()}
 
         owners = asyncio.ensure_future(pods())  # awaited by each scan once it has read
         scans = (signals.scan_logs, signals.scan_paths)
         return await asyncio.gather(
             metric_scan,
             *(
-                guarded(scan(loki, selector, labels, baseline, incident, now=now, owners=owners))
+                guarded(
+                    scan(loki, log_selector, labels, baseline, incident, now=now, owners=owners)
+                )
                 if loki
                 else _nothing()
                 for scan in scans

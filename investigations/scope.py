@@ -32,14 +32,26 @@ class Scope:
     def query_selector(self):
         """`selector`, or with no shared label to bound it every series with a service
         label: a query needs at least one matcher."""
+        return self._query_selector({})
+
+    @property
+    def log_selector(self):
+        """`query_selector` in Loki's names for its labels (ROOTLINE_LOKI_LABELS)."""
+        return self._query_selector(settings.ROOTLINE_LOKI_LABELS)
+
+    def _query_selector(self, renamed):
         if self.matchers:
-            return self.selector
-        return "{" + (self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]) + '=~".+"}'
+            pairs = sorted((renamed.get(k, k), v) for k, v in self.matchers.items())
+            return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
+        label = self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
+        return "{" + renamed.get(label, label) + '=~".+"}'
 
     def as_dict(self):
         return {
             "matchers": self.matchers,
             "selector": self.selector,
+            # Where Loki names the labels otherwise (ROOTLINE_LOKI_LABELS), its selector.
+            **({"log_selector": log} if (log := self.log_selector) != self.query_selector else {}),
             "services": self.services,
             "service_label": self.service_label,
             "alertnames": self.alertnames,

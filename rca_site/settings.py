@@ -57,6 +57,23 @@ def envlist(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def envpairs(name):
+    """{key: value} from NAME="a=b,c=d"; {} when unset."""
+    pairs = {}
+    for item in envlist(name, []):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not (sep and re.fullmatch(LABEL_NAME, key) and re.fullmatch(LABEL_NAME, value)):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not metric_label=loki_label (label names, e.g. "
+                "namespace=k8s_namespace_name)"
+            )
+        pairs[key] = value
+    return pairs
+
+
+LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+
+
 def envurl(name, secret=False):
     """An http(s) URL from NAME, "" when unset. A secret one (its path is a credential,
     like a Slack webhook's) may come from NAME_FILE and is never repeated in the error."""
@@ -265,6 +282,9 @@ ROOTLINE_WORKLOAD_LABELS = envlist(
 ROOTLINE_SCOPE_LABELS = envlist(
     "ROOTLINE_SCOPE_LABELS", ["cluster", "namespace", "env", "environment", "region"]
 )
+# Labels Loki names otherwise than the metrics and alerts do, as metric_label=loki_label
+# (Loki's OpenTelemetry ingestion: namespace=k8s_namespace_name,pod=k8s_pod_name).
+ROOTLINE_LOKI_LABELS = envpairs("ROOTLINE_LOKI_LABELS")
 ROOTLINE_BASELINE_WINDOW = envduration("ROOTLINE_BASELINE_WINDOW", timedelta(hours=1))
 ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta(minutes=15))
 ROOTLINE_SIGNALS_LOOKBACK = envduration("ROOTLINE_SIGNALS_LOOKBACK", timedelta(minutes=2))

@@ -66,8 +66,9 @@ def build_context(investigation, *, loki=None, prometheus=None, budget_tokens=No
 
 async def alert_context(context, params):
     scope = context.scope or {}
+    in_loki = f" (in Loki: {scope['log_selector']})" if scope.get("log_selector") else ""
     lines = [
-        f"Scope {scope.get('selector', '{}')}; services: "
+        f"Scope {scope.get('selector', '{}')}{in_loki}; services: "
         f"{', '.join(scope.get('services') or []) or 'none named'}",
         f"Baseline {context.baseline[0]:%Y-%m-%d %H:%M}..{context.baseline[1]:%H:%M} UTC, "
         f"incident {context.incident[0]:%Y-%m-%d %H:%M}..{context.incident[1]:%H:%M} UTC",

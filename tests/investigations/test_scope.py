@@ -28,6 +28,20 @@ def test_the_matchers_are_the_scope_labels_every_alert_shares():
     assert scope.alertnames == ["HighErrorRate"]
 
 
+def test_loki_s_selector_is_in_its_own_names_for_the_labels(settings):
+    alerts = [make_alert("aa01", service="checkout", cluster="eu-1")]
+    assert "log_selector" not in derive_scope(alerts, NOW).as_dict()
+
+    settings.ROOTLINE_LOKI_LABELS = {"namespace": "k8s_namespace_name", "service": "service_name"}
+    scope = derive_scope(alerts, NOW)
+
+    assert scope.query_selector == '{cluster="eu-1", namespace="production"}'
+    assert scope.log_selector == '{cluster="eu-1", k8s_namespace_name="production"}'
+    assert scope.as_dict()["log_selector"] == scope.log_selector
+    scope.matchers = {}  # nothing shared bounds it: every stream of a service
+    assert (scope.query_selector, scope.log_selector) == ('{service=~".+"}', '{service_name=~".+"}')
+
+
 def test_a_label_that_differs_between_alerts_does_not_bound_the_search():
     alerts = [make_alert("aa01", namespace="shop"), make_alert("aa02", namespace="payments")]
 

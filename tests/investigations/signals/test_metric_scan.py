@@ -838,14 +838,22 @@ def test_an_alert_on_an_exporter_s_series_names_the_pod_s_service(tmp_path, sett
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_logs_name_services_as_metrics_do(tmp_path, settings):
+@pytest.mark.parametrize(
+    "renamed",
+    [{}, {"namespace": "k8s_namespace_name", "pod": "k8s_pod_name", "service": "service_name"}],
+)
+def test_logs_name_services_as_metrics_do(tmp_path, settings, renamed):
     # The log agent labels streams by pod and container (every container "server"), not
-    # by service: db-1's new errors are db's, as its saturated CPU is.
+    # by service: db-1's new errors are db's, as its saturated CPU is. Or Loki names the
+    # labels as its OpenTelemetry ingestion does, and ROOTLINE_LOKI_LABELS says so.
+    settings.ROOTLINE_LOKI_LABELS = renamed
+
     def at(moment):
         return int(moment.timestamp() * 10**9)
 
     def stream(pod):
-        return {"namespace": "shop", "pod": pod, "container": "server"}
+        labels = {"namespace": "shop", "pod": pod, "container": "server"}
+        return {renamed.get(name, name): value for name, value in labels.items()}
 
     entries = [
         (stream("web-1"), at(ONSET - timedelta(minutes=m)), f"ERROR slow {m}")
@@ -868,8 +876,11 @@ def test_logs_name_services_as_metrics_do(tmp_path, settings):
 
     investigation.refresh_from_db()
     assert investigation.status == "completed", investigation.error
-    logs = investigation.steps.get(tool="scan_logs").output["services"]
-    assert {s["service"] for s in logs} == {"db", "web"}
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith(
+        f'{{{renamed.get("namespace", "namespace")}="shop"}} |~ '
+    )
+    assert {s["service"] for s in scan_logs.output["services"]} == {"db", "web"}
     [db] = [s for s in investigation.suspects if s["service"] == "db"]
     [errors] = [item for item in db["evidence"] if item["kind"] == "logs"]
     assert errors["incident_lines"] == errors["new_template_lines"] == 20

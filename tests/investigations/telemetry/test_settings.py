@@ -35,6 +35,20 @@ def test_defaults(monkeypatch):
     assert settings["ROOTLINE_LOKI_TLS_VERIFY"] is True
     assert settings["ROOTLINE_PROMETHEUS_TIMEOUT"] == timedelta(seconds=30)
     assert settings["ROOTLINE_PROMETHEUS_MAX_CONCURRENCY"] == 4
+    assert settings["ROOTLINE_LOKI_LABELS"] == {}
+
+
+def test_loki_s_own_names_for_labels(monkeypatch):
+    settings = read_settings(
+        monkeypatch, ROOTLINE_LOKI_LABELS="namespace=k8s_namespace_name, pod = k8s_pod_name"
+    )
+    assert settings["ROOTLINE_LOKI_LABELS"] == {
+        "namespace": "k8s_namespace_name",
+        "pod": "k8s_pod_name",
+    }
+    for bad in ("namespace", "namespace=k8s.namespace.name", "=pod"):
+        with pytest.raises(ImproperlyConfigured, match=f"ROOTLINE_LOKI_LABELS: '{re.escape(bad)}'"):
+            read_settings(monkeypatch, ROOTLINE_LOKI_LABELS=bad)
 
 
 def test_a_mimir_tenant_with_basic_auth(monkeypatch, tmp_path):

@@ -60,6 +60,17 @@ def test_it_shows_the_alerts_the_group_and_the_windows():
     assert [a["fingerprint"] for a in result.data["related_alerts"]] == ["aa02"]
 
 
+def test_it_gives_loki_s_selector_where_loki_names_the_labels_otherwise(settings):
+    settings.ROOTLINE_LOKI_LABELS = {"namespace": "k8s_namespace_name"}
+
+    result = run_alert_context(investigated(alert("aa01")))
+
+    assert (
+        'Scope {namespace="production"} (in Loki: {k8s_namespace_name="production"}); '
+        "services: checkout" in result.text
+    )
+
+
 def test_secrets_in_annotations_are_redacted():
     result = run_alert_context(investigated(alert("aa01")))
 
