@@ -4,7 +4,8 @@ The scenario, served by a real Prometheus (backfilled by promtool): `web`, the a
 service, calls `api`; at ONSET `api`'s two pods are replaced by two of a new version
 (new names, new addresses in `instance`, one on another node) that answers five times
 slower on both its routes, and web slows with it. `db` runs on, untouched, and gets a
-second pod at ONSET.
+second pod at ONSET. A kubelet's cAdvisor and kube-state-metrics describe every pod (and
+the deployments), under their own service labels.
 """
 
 import random
@@ -85,6 +86,24 @@ def openmetrics():
             for t in times(version):
                 value = 2e8 * (1 + rng.gauss(0, 0.01))
                 lines.append(f"memory_bytes{{{named}}} {value:.0f} {t.timestamp():.0f}")
+    # kube-state-metrics: a series per pod (its node, its replica set, its uid), and the
+    # generation of each deployment, which the rollout bumped.
+    lines += ["# HELP pod_info A pod.", "# TYPE pod_info gauge"]
+    for n, (pod, (service, _, node, version)) in enumerate(PODS.items()):
+        owner = pod if service == "db" else pod.rsplit("-", 1)[0]
+        named = (
+            f'namespace="shop",service="kube-state-metrics",pod="{pod}",node="{node}",'
+            f'created_by_name="{owner}",uid="{n:08x}"'
+        )
+        lines += [f"pod_info{{{named}}} 1 {t.timestamp():.0f}" for t in times(version)]
+    lines += ["# HELP generation A deployment's generation.", "# TYPE generation gauge"]
+    for service in ("web", "api"):
+        named = f'namespace="shop",service="kube-state-metrics",deployment="{service}"'
+        lines += [
+            f"generation{{{named}}} {4 if service == 'api' and t >= ONSET else 3} "
+            f"{t.timestamp():.0f}"
+            for t in times(0)
+        ]
     lines += ["# HELP up Whether the target was scraped.", "# TYPE up gauge"]
     for pod, (_, _, _, version) in PODS.items():
         for t in times(version):
@@ -185,7 +204,7 @@ def test_a_new_pod_s_series_is_judged_by_the_pod_it_replaced_or_one_beside_it():
 
 @pytest.mark.slow
 def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatch):
-    scan = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
+    scan = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod", "deployment"])
 
     new = [s for s in scan.scores if s.replaces]
     assert {
@@ -200,6 +219,7 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
             # The pod's cgroup (container="", a label Prometheus drops), though its path
             # is the new pod's own; not the container whose image changed.
             ("memory_bytes", None),
+            ("pod_info", None),  # its node, replica set and uid are the new pod's own
         )
     }
     latency = [s for s in new if s.metric == "latency_seconds"]
@@ -210,13 +230,16 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     # The old pods' series stopped, replaced: no change of their own.
     # So did the old image's container, taken over by none: its pod was replaced.
     old = [s for s in scan.scores if s.replaced]
-    assert len(old) == 10 and all(s.stopped is not None and s.score < 3 for s in old)
-    assert "taken over by new pods: 8 series of api; " in describe(scan, "service")[1]
+    assert len(old) == 12 and all(s.stopped is not None and s.score < 3 for s in old)
+    assert "taken over by new pods: 10 series of api; " in describe(scan, "service")[1]
+    # The exporter's deployment series is api's: the generation the rollout bumped.
+    [bumped] = [s for s in scan.scores if s.metric == "generation" and s.score > 0]
+    assert bumped.labels["service"] == "api" and bumped.left_constant
     image = [s for s in scan.scores if s.labels.get("image") == "registry/api:2"]
     assert len(image) == 2 and not any(s.replaces or s.beside for s in image)
     # db's new pod is judged by db-0's baseline, beside which it began: as fast, no change.
     added = [s for s in scan.scores if s.workload == "db-1"]
-    assert len(added) == 4 and all(s.beside == ["db-0"] and s.score < 3 for s in added)
+    assert len(added) == 5 and all(s.beside == ["db-0"] and s.score < 3 for s in added)
 
     ranked = rank_suspects(scan.scores, {}, "service", services_in_scope=["web"])
     assert [s.service for s in ranked[:2]] == ["api", "web"]
@@ -232,7 +255,10 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     assert abs(rollout["onset"] - ONSET.timestamp()) <= 30
     # What the new pods run: the image both hold and neither old one did. Not their nodes
     # (one new pod is on an old one's), nor what each pod alone holds (its cgroup paths).
-    assert rollout["changed"] == {"image": [["registry/api:1"], ["registry/api:2"]]}
+    assert rollout["changed"] == {
+        "created_by_name": [["api-7c4b"], ["api-9e1f"]],
+        "image": [["registry/api:1"], ["registry/api:2"]],
+    }
     assert evidence_gist(rollout) == "pods replaced (2 by 2)"
     report, text = build_report(ranked, alerting_services=["web"], unchecked=[])
     assert report["root_cause"]["service"] == "api"
@@ -241,8 +267,8 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
         "api-9e1f-b2) took over their series from " in text
     )
     assert (
-        "a rollout, or pods evicted or rescheduled; the new pods differ in image "
-        "registry/api:1 -> registry/api:2" in text
+        "a rollout, or pods evicted or rescheduled; the new pods differ in created_by_name "
+        "api-7c4b -> api-9e1f; image registry/api:1 -> registry/api:2" in text
     )
     assert re.search(
         r"pod=api-9e1f-b\d,route=/\w+\} went up \(0\.\d+ -> 0\.\d+, \d+ robust deviations; "
@@ -251,7 +277,9 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     )
     assert any(
         "pods were replaced around the onset" in step
-        and "the image and config of the new pods: image registry/api:1 -> registry/api:2)" in step
+        and "the new pods: created_by_name api-7c4b -> api-9e1f; image registry/api:1 -> "
+        "registry/api:2)"
+        in step
         for step in report["next_steps"]
     )
 
@@ -259,12 +287,19 @@ def test_a_slower_version_rolled_out_leads_its_caller(prometheus_url, monkeypatc
     late = rank_suspects(scan.scores, {}, "service", ["web"], alert_start=rollout["onset"] - 61)
     assert next(s for s in late if s.service == "api").rollout_score == pytest.approx(0.1)
 
+    # Without workload labels the exporters' series are their own, and kube-state-metrics,
+    # whose pods' series began and stopped, leads; by pods alone, its deployment series is
+    # still its own.
+    unnamed = run_scan(prometheus_url, *WINDOWS)
+    assert rank_suspects(unnamed.scores, {}, "service", ["web"])[0].service == "kube-state-metrics"
+    by_pods = rank_suspects(
+        run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"]).scores, {}, "service", ["web"]
+    )
+    assert "kube-state-metrics" in {s.service for s in by_pods if s.score > 0}
     # Pod by pod, with no successions, the new version is only series that appeared, and
     # its caller's slowness leads.
-    unlinked = run_scan(prometheus_url, *WINDOWS)
+    monkeypatch.setattr(metrics, "successions", lambda *args: ({}, set()))
+    unlinked = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod", "deployment"])
     assert not any(s.replaces for s in unlinked.scores)
     ranked = rank_suspects(unlinked.scores, {}, "service", services_in_scope=["web"])
-    assert ranked[0].service == "web"
-    monkeypatch.setattr(metrics, "successions", lambda *args: ({}, set()))
-    unlinked = run_scan(prometheus_url, *WINDOWS, workload_labels=["pod"])
-    assert rank_suspects(unlinked.scores, {}, "service", ["web"])[0].service == "web"
+    assert [s.service for s in ranked[:2]] == ["web", "api"]
