@@ -96,3 +96,18 @@ def serving_prometheus(config_text, tmp_path):
         yield url
     finally:
         process.stop()
+
+
+def prometheus_fixture(scenario):
+    """A module-scoped fixture, `prometheus_url`, of a real Prometheus serving the
+    OpenMetrics text `scenario()` returns (see running_prometheus):
+
+        prometheus_url = prometheus_fixture(openmetrics)
+    """
+
+    @pytest.fixture(scope="module")
+    def prometheus_url(tmp_path_factory):
+        with running_prometheus(scenario(), tmp_path_factory.mktemp("prometheus")) as url:
+            yield url
+
+    return prometheus_url

@@ -31,7 +31,7 @@ from tests.factories import make_alert, make_investigation
 from tests.investigations.agents.scripts import full_script
 from tests.investigations.signals.test_metric_scan import ALERT, NOW, ONSET, openmetrics
 from tests.processes import free_port
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -112,10 +112,7 @@ class FaultyBackend(BackgroundServer):
             self.requests += 1
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from investigations.signals.metrics import (
 from investigations.signals.report import evidence_gist
 from investigations.telemetry import BackendConfig, PrometheusClient
 from tests.factories import make_alert, make_investigation
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture, running_prometheus
 
 STEP = 30
 START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
@@ -103,10 +103,7 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 def run_scan(url, baseline, incident, workload_labels=()):

@@ -20,7 +20,7 @@ from investigations.signals.metrics import pod_labels, score_series, successions
 from investigations.signals.report import evidence_gist
 from investigations.signals.suspects import changed
 from tests.investigations.signals.test_metric_scan import run_scan
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture
 
 STEP = 15
 START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
@@ -111,10 +111,7 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 def test_the_labels_that_say_where_a_series_runs():

@@ -25,7 +25,7 @@ from investigations.signals.metrics import (
 )
 from investigations.signals.report import evidence_gist
 from tests.investigations.signals.test_metric_scan import run_scan
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture
 
 # Unix seconds for the unit tests: an hour of baseline, five minutes of incident.
 BASELINE, INCIDENT = (0, 3600), (3600, 3900)
@@ -212,10 +212,7 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from investigations.telemetry import (
     QueryError,
 )
 from tests.investigations.telemetry.recorded import FAST_RETRIES
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture, running_prometheus
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +55,7 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 def run(url, scenario, **config):

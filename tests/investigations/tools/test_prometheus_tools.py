@@ -15,7 +15,7 @@ from investigations.telemetry import BackendConfig, PrometheusClient, clear_cach
 from investigations.tools import METRIC_TOOLS, TOOLS, ToolContext, call
 from investigations.tools.compaction import estimate_tokens
 from tests.investigations.telemetry.recorded import recorded, response
-from tests.realprometheus import running_prometheus
+from tests.realprometheus import prometheus_fixture
 
 pytestmark = pytest.mark.slow  # most tests start a real Prometheus
 
@@ -54,10 +54,7 @@ def openmetrics():
     return "\n".join([*lines, "# EOF", ""])
 
 
-@pytest.fixture(scope="module")
-def prometheus_url(tmp_path_factory):
-    with running_prometheus(openmetrics(), tmp_path_factory.mktemp("prometheus")) as url:
-        yield url
+prometheus_url = prometheus_fixture(openmetrics)
 
 
 def run_tool(url, name, tool_input, **overrides):
