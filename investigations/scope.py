@@ -25,8 +25,11 @@ class Scope:
     @property
     def selector(self):
         """The matchers as a PromQL/LogQL stream selector, e.g. {namespace="shop"}."""
-        pairs = ", ".join(f"{k}={quote(v)}" for k, v in sorted(self.matchers.items()))
-        return "{" + pairs + "}"
+        return self._selector({})
+
+    def _selector(self, renamed):
+        pairs = sorted((renamed.get(k, k), v) for k, v in self.matchers.items())
+        return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
 
     @property
     def query_selector(self):
@@ -41,8 +44,7 @@ class Scope:
 
     def _query_selector(self, renamed):
         if self.matchers:
-            pairs = sorted((renamed.get(k, k), v) for k, v in self.matchers.items())
-            return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
+            return self._selector(renamed)
         label = self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
         return "{" + renamed.get(label, label) + '=~".+"}'
 

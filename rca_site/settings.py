@@ -57,6 +57,9 @@ def envlist(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+
+
 def envpairs(name):
     """{key: value} from NAME="a=b,c=d"; {} when unset."""
     pairs = {}
@@ -69,9 +72,6 @@ def envpairs(name):
             )
         pairs[key] = value
     return pairs
-
-
-LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 
 
 def envurl(name, secret=False):

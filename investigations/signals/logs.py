@@ -110,9 +110,10 @@ def service_of(labels, service_labels, owners=None):
     scan's `owners` (metrics.pod_owners), so that logs and metrics name a service alike
     however the log agent labels its streams (a container named "server" in every pod,
     Loki's `service_name`), else its first service label."""
-    for name, value in labels.items():
-        if owner := (owners or {}).get((name, value)):
-            return owner
+    if owners:
+        for name, value in labels.items():
+            if owner := owners.get((name, value)):
+                return owner
     return next((labels[name] for name in service_labels if labels.get(name)), None)
 
 
