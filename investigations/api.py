@@ -193,7 +193,13 @@ class InvestigationOut(InvestigationBase):
     error: str
     group_key: str = Field(description="the Alertmanager groupKey of its alerts")
     rerun_of: int | None = Field(description="the investigation this one repeats")
-    scope: dict = Field(description="label matchers, services and windows; {} until scoped")
+    scope: dict = Field(
+        description=(
+            "label matchers, the selector they make, `unstored` (per store, the matchers' "
+            "labels it holds nothing with, left out of its selector), services and windows; "
+            "{} until scoped"
+        )
+    )
     baseline_start: datetime | None
     incident_start: datetime | None
     incident_end: datetime | None

@@ -23,10 +23,11 @@ from investigations.agents import team
 from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
-from investigations.scope import check_matchers, derive_scope, question_scope
+from investigations.scope import LOGS, METRICS, check_matchers, derive_scope, question_scope
 from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
 from investigations.signals.onset import for_state_query, pending_since
 from investigations.signals.report import clock, metric_label, percent, percentile
+from investigations.signals.stores import check_store
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -203,14 +204,14 @@ def signals_step(investigation, scope):
     first_start = alert_start(investigation, scope)
     baseline, incident = scan_windows(first_start, scope)
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
-    selector = scope.query_selector
     windows = {
         "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
         "incident": [incident[0].isoformat(), incident[1].isoformat()],
     }
+    unchecked, read_logs = scope_labels_step(investigation, scope, (baseline[0], incident[1]))
+    selector = scope.query_selector
     prometheus = PrometheusClient.from_settings()
-    loki = LokiClient.from_settings()
-    unchecked = []
+    loki = LokiClient.from_settings() if read_logs else None
     calls = {}
     if prometheus:
         calls["metrics"] = ToolCall.start(
@@ -231,7 +232,7 @@ def signals_step(investigation, scope):
             "scan_paths",
             {"query": signals.paths.path_query(scope.log_selector), **windows},
         )
-    else:
+    elif read_logs:
         unchecked.append("logs (ROOTLINE_LOKI_URL is not set)")
     metric_scan, log_scan, path_scan = asyncio.run(
         run_scans(prometheus, loki, scope, service_label, baseline, incident)
@@ -296,6 +297,62 @@ def signals_step(investigation, scope):
     return [s for s in suspects if s.score > 0], unchecked, evidence_steps
 
 
+def scope_labels_step(investigation, scope, window):
+    """Look up the scope's labels in each store over `window` (signals.stores) and leave
+    out of a store's selectors those it holds nothing with; saves the scope. Returns the
+    report's "Not checked" lines and whether Loki is to be read. A store that cannot be
+    asked is read as the scope says (its scan says what failed)."""
+    clients = {METRICS: PrometheusClient.from_settings(), LOGS: LokiClient.from_settings()}
+    clients = {store: client for store, client in clients.items() if client}
+    if not scope.matchers or not clients:
+        return [], True
+    call = ToolCall.start(
+        investigation,
+        ToolCall.Agent.SIGNALS,
+        "check_scope_labels",
+        {"matchers": scope.matchers, "window": [t.isoformat() for t in window]},
+    )
+    renamed = {LOGS: settings.ROOTLINE_LOKI_LABELS}
+
+    async def check():
+        async with AsyncExitStack() as stack:
+            for client in clients.values():
+                await stack.enter_async_context(client)
+            return await asyncio.gather(
+                *(
+                    _guarded(
+                        check_store(
+                            client, store, scope.matchers, *window, renamed=renamed.get(store)
+                        )
+                    )
+                    for store, client in clients.items()
+                )
+            )
+
+    checks = dict(zip(clients, asyncio.run(check()), strict=True))
+    failed = {store: c for store, c in checks.items() if isinstance(c, Exception)}
+    checks = {store: c for store, c in checks.items() if store not in failed}
+    if not checks:
+        call.end(error="; ".join(f"{store}: {exc}" for store, exc in failed.items()))
+        return [], True
+    scope.unstored = {store: c.unstored for store, c in checks.items() if c.unstored}
+    investigation.scope = scope.as_dict()
+    investigation.save(update_fields=["scope"])
+    output = {store: c.as_dict() for store, c in checks.items()}
+    output.update({store: {"error": str(exc)} for store, exc in failed.items()})
+    call.end(
+        output=output,
+        output_text="; ".join(
+            [
+                *(c.summary() for c in checks.values()),
+                *(f"{store}: could not check ({exc})" for store, exc in failed.items()),
+            ]
+        ),
+    )
+    logs = checks.get(LOGS)
+    return [gap for c in checks.values() for gap in c.gaps(window)], not (logs and logs.skipped)
+
+
 def _metric_gaps(scan, end):
     """What a metric scan that ran could still not check, as the report's "Not checked"
     lines: metrics the store failed to answer for, metrics over the cap, and the minutes
@@ -348,18 +405,12 @@ async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
     selector, log_selector = scope.query_selector, scope.log_selector
     now = incident[1]
 
-    async def guarded(scan):
-        try:
-            return await scan
-        except (TelemetryError, OSError) as exc:
-            return exc
-
     async with AsyncExitStack() as clients:
         for client in (prometheus, loki):
             if client:
                 await clients.enter_async_context(client)
         metric_scan = asyncio.ensure_future(
-            guarded(
+            _guarded(
                 signals.scan_metrics(
                     prometheus,
                     selector,
@@ -384,7 +435,7 @@ async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
         return await asyncio.gather(
             metric_scan,
             *(
-                guarded(
+                _guarded(
                     scan(loki, log_selector, labels, baseline, incident, now=now, owners=owners)
                 )
                 if loki
@@ -396,6 +447,14 @@ async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
 
 async def _nothing():
     return None
+
+
+async def _guarded(awaitable):
+    """What `awaitable` gives, or the telemetry failure that stopped it."""
+    try:
+        return await awaitable
+    except (TelemetryError, OSError) as exc:
+        return exc
 
 
 def _describe_metric_scan(scan, service_label):

@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
+# The stores a scope's selectors are for.
+METRICS, LOGS = "metrics", "logs"
+
 
 @dataclass
 class Scope:
@@ -21,30 +24,45 @@ class Scope:
     incident_start: datetime
     incident_end: datetime
     alertnames: list[str] = field(default_factory=list)
+    # Store ("metrics", "logs") -> the matchers' label names it holds no series with (a
+    # Prometheus server's external labels are on its alerts, not on its series): left out
+    # of that store's selector. Set by the signal scan's check (signals.stores).
+    unstored: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def selector(self):
-        """The matchers as a PromQL/LogQL stream selector, e.g. {namespace="shop"}."""
-        return self._selector({})
+        """The matchers as a PromQL stream selector, e.g. {namespace="shop"}, without those
+        the metric store does not hold."""
+        return self._selector({}, METRICS)
 
-    def _selector(self, renamed):
-        pairs = sorted((renamed.get(k, k), v) for k, v in self.matchers.items())
+    def _selector(self, renamed, store):
+        pairs = sorted(
+            (renamed.get(k, k), v)
+            for k, v in self.matchers.items()
+            if k not in self.unstored.get(store, ())
+        )
         return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
 
     @property
     def query_selector(self):
         """`selector`, or with no shared label to bound it every series with a service
         label: a query needs at least one matcher."""
-        return self._query_selector({})
+        return self._query_selector({}, METRICS)
 
     @property
     def log_selector(self):
-        """`query_selector` in Loki's names for its labels (ROOTLINE_LOKI_LABELS)."""
-        return self._query_selector(settings.ROOTLINE_LOKI_LABELS)
+        """`query_selector` in Loki's names for its labels (ROOTLINE_LOKI_LABELS), without
+        the matchers Loki does not hold."""
+        return self._query_selector(settings.ROOTLINE_LOKI_LABELS, LOGS)
 
-    def _query_selector(self, renamed):
-        if self.matchers:
-            return self._selector(renamed)
+    def stored_matchers(self, store):
+        """The matchers of the labels `store` holds."""
+        unstored = self.unstored.get(store, ())
+        return {k: v for k, v in self.matchers.items() if k not in unstored}
+
+    def _query_selector(self, renamed, store):
+        if self.stored_matchers(store):
+            return self._selector(renamed, store)
         label = self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
         return "{" + renamed.get(label, label) + '=~".+"}'
 
@@ -52,6 +70,7 @@ class Scope:
         return {
             "matchers": self.matchers,
             "selector": self.selector,
+            **({"unstored": self.unstored} if any(self.unstored.values()) else {}),
             # Where Loki names the labels otherwise (ROOTLINE_LOKI_LABELS), its selector.
             **({"log_selector": log} if (log := self.log_selector) != self.query_selector else {}),
             "services": self.services,

@@ -98,16 +98,17 @@ def serving_prometheus(config_text, tmp_path):
         process.stop()
 
 
-def prometheus_fixture(scenario):
+def prometheus_fixture(scenario, *, config=None):
     """A module-scoped fixture, `prometheus_url`, of a real Prometheus serving the
-    OpenMetrics text `scenario()` returns (see running_prometheus):
+    OpenMetrics text `scenario()` returns (see running_prometheus, and for `config`):
 
         prometheus_url = prometheus_fixture(openmetrics)
     """
 
     @pytest.fixture(scope="module")
     def prometheus_url(tmp_path_factory):
-        with running_prometheus(scenario(), tmp_path_factory.mktemp("prometheus")) as url:
+        tmp_path = tmp_path_factory.mktemp("prometheus")
+        with running_prometheus(scenario(), tmp_path, config=config) as url:
             yield url
 
     return prometheus_url

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
+import yaml
+
 from investigations.telemetry.backend import Client
 from investigations.telemetry.errors import UnexpectedAnswer
 from investigations.telemetry.results import parse_query_data, parse_value
@@ -87,6 +89,19 @@ class PrometheusClient(Client):
         them; may be empty (a store fed by remote write or backfill has none)."""
         data = await self._data("metadata", {"metric": metric, "limit": limit})
         return {name: [dict(entry) for entry in entries] for name, entries in data.items()}
+
+    async def external_labels(self):
+        """The `global.external_labels` of the server's configuration: labels it adds to
+        the alerts it sends (and to what it federates or writes remotely), not to the
+        series it stores. Queriers that do not show a configuration (Thanos, Mimir)
+        answer QueryError."""
+        data = await self._data("status/config", {})
+        try:
+            config = yaml.safe_load(data["yaml"]) or {}
+            labels = (config.get("global") or {}).get("external_labels") or {}
+            return {str(k): str(v) for k, v in labels.items()}
+        except (KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
+            raise UnexpectedAnswer(f"a configuration answer could not be read: {e}") from e
 
     async def alerts(self):
         """The alerts the server's rules hold now, as Alerts (empty without rules)."""

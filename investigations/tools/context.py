@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel
 
+from investigations.scope import METRICS
 from investigations.telemetry import TelemetryError
 from investigations.tools.base import Tool, ToolContext, ToolResult
 from investigations.tools.compaction import estimate_tokens
@@ -128,7 +129,11 @@ def _compact_labels(labels):
 
 
 def _in_scope(labels, scope):
-    return all(labels.get(k) == v for k, v in (scope.get("matchers") or {}).items())
+    """Whether an alert the metric store's rules hold is in scope: the store's alerts lack
+    the labels its series lack (its external labels), which the scope leaves out."""
+    unstored = (scope.get("unstored") or {}).get(METRICS, ())
+    matchers = (scope.get("matchers") or {}).items()
+    return all(labels.get(k) == v for k, v in matchers if k not in unstored)
 
 
 TOOLS = [

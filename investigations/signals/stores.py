@@ -1,0 +1,161 @@
+"""Which of the scope's labels each store holds, checked before the scans read anything.
+
+An alert carries labels that no stored series has: Prometheus adds its configuration's
+`global.external_labels` (cluster, region, replica) to each alert it sends, and a rule may
+add labels of its own. Bounded by such a label, a scan reads nothing and finds nothing
+changed. So each matcher's label is looked up in each store over the scan's time:
+
+- held, with the matcher's value: kept;
+- held by no series: left out of that store's selector, since the store can only be
+  about the matcher's value, unless the Prometheus server's external labels give that
+  label another value (the alerts came from another server, whose data this store does
+  not hold: kept, and said). Loki labels streams as its agents do (OpenTelemetry's
+  `k8s_namespace_name`, not `namespace`), so a Loki that holds none of the scope's labels
+  is not read at all: read without them, its scans would mix every namespace;
+- held with other values only: kept (nothing in scope is there), and said, with some of
+  the values the store has.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from investigations.scope import LOGS, METRICS, quote
+from investigations.telemetry.errors import QueryError, UnexpectedAnswer
+
+HELD, UNSTORED, ELSEWHERE, OTHER = "held", "unstored", "elsewhere", "other"
+# Values of a label the store has, quoted where the matcher's is not among them.
+MAX_VALUES_SHOWN = 5
+MAX_LABELS_SHOWN = 12
+
+
+@dataclass
+class LabelCheck:
+    label: str  # the scope's name for it
+    stored_as: str  # the store's name for it
+    value: str
+    state: str = HELD
+    values: list[str] = field(default_factory=list)  # some the store has (OTHER)
+    external: str | None = None  # the server's external label's value (ELSEWHERE)
+
+    def as_dict(self):
+        return {
+            "label": self.label,
+            **({"stored_as": self.stored_as} if self.stored_as != self.label else {}),
+            "value": self.value,
+            "state": self.state,
+            **({"values": self.values} if self.values else {}),
+            **({"external": self.external} if self.external is not None else {}),
+        }
+
+
+@dataclass
+class StoreCheck:
+    store: str  # METRICS or LOGS
+    backend: str  # "Prometheus", "Loki": as the messages name it
+    labels: list[LabelCheck]
+    store_labels: list[str] = field(default_factory=list)  # Loki's, where one is unstored
+
+    @property
+    def unstored(self):
+        """The scope's names of the labels this store's selector leaves out."""
+        return [c.label for c in self.labels if c.state == UNSTORED]
+
+    @property
+    def skipped(self):
+        """Whether the store is not read: a Loki that holds none of the scope's labels."""
+        return self.store == LOGS and bool(self.labels) and len(self.unstored) == len(self.labels)
+
+    def as_dict(self):
+        return {
+            "labels": [c.as_dict() for c in self.labels],
+            **({"store_labels": self.store_labels} if self.store_labels else {}),
+            "read": not self.skipped,
+        }
+
+    def summary(self):
+        """One line for the timeline."""
+        said = []
+        for c in self.labels:
+            matcher = f"{c.stored_as}={quote(c.value)}"
+            if c.state == HELD:
+                said.append(f"{matcher} held")
+            elif c.state == UNSTORED and self.skipped:
+                said.append(f"no stream has {c.stored_as}")
+            elif c.state == UNSTORED:
+                said.append(f"no series has {c.stored_as}: read without {matcher}")
+            elif c.state == ELSEWHERE:
+                said.append(
+                    f"the server's own {c.label} is {quote(c.external)}, not {quote(c.value)}"
+                )
+            else:
+                said.append(f"{matcher} not held ({_values(c)})")
+        return f"{self.backend}: " + "; ".join(said)
+
+    def gaps(self, window):
+        """The report's "Not checked" lines: what the scope's labels kept this store from
+        reading. `window` is the (start, end) checked, datetimes."""
+        span = f"between {window[0]:%H:%M} and {window[1]:%H:%M} UTC"
+        if self.skipped:
+            names = ", ".join(self.store_labels[:MAX_LABELS_SHOWN]) or "none"
+            return [
+                f"{self.store}: {self.backend} holds none of the scope's labels "
+                f"({', '.join(c.stored_as for c in self.labels)}) {span}, so its streams were "
+                f"not read; its labels are: {names}. ROOTLINE_LOKI_LABELS maps a label to "
+                "Loki's name for it (e.g. namespace=k8s_namespace_name)"
+            ]
+        gaps = []
+        for c in self.labels:
+            if c.state == ELSEWHERE:
+                gaps.append(
+                    f"{self.store}: the alerts are from {c.label}={quote(c.value)}, but the "
+                    f"{self.backend} server Rootline reads is {c.label}={quote(c.external)} "
+                    "(its external labels) and holds nothing of the other: point "
+                    f"ROOTLINE_{self.backend.upper()}_URL at a store that holds both (a "
+                    "Thanos or Mimir querier)"
+                )
+            elif c.state == OTHER:
+                gaps.append(
+                    f"{self.store}: {self.backend} has nothing with "
+                    f"{c.stored_as}={quote(c.value)} {span} ({_values(c)})"
+                )
+        return gaps
+
+
+def _values(check):
+    shown = ", ".join(quote(v) for v in check.values[:MAX_VALUES_SHOWN])
+    more = len(check.values) - MAX_VALUES_SHOWN
+    return f"it has {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+async def check_store(client, store, matchers, start, end, *, renamed=None):
+    """A StoreCheck of `matchers` (the scope's {label: value}) in `client`'s store between
+    `start` and `end`; `renamed` maps the scope's label names to the store's."""
+    renamed = renamed or {}
+    backend = "Prometheus" if store == METRICS else "Loki"
+    checks = [LabelCheck(name, renamed.get(name, name), value) for name, value in matchers.items()]
+    answers = await asyncio.gather(*(client.label_values(c.stored_as, start, end) for c in checks))
+    for c, values in zip(checks, answers, strict=True):
+        if c.value in values:
+            continue
+        c.state = OTHER if values else UNSTORED
+        c.values = sorted(values)
+    check = StoreCheck(store, backend, checks)
+    if not check.unstored:
+        return check
+    if store == METRICS:
+        external = await external_labels(client)
+        for c in checks:
+            if c.state == UNSTORED and external.get(c.label, c.value) != c.value:
+                c.state, c.external = ELSEWHERE, external[c.label]
+    elif check.skipped:
+        check.store_labels = sorted(await client.labels(start, end))
+    return check
+
+
+async def external_labels(prometheus):
+    """The server's external labels, {} where it does not show its configuration (Thanos
+    and Mimir queriers do not; they hold such labels on the series)."""
+    try:
+        return await prometheus.external_labels()
+    except (QueryError, UnexpectedAnswer):
+        return {}

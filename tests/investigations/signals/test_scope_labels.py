@@ -1,0 +1,210 @@
+"""The scope's labels as each store holds them, checked before the scans read.
+
+A real Prometheus whose configuration has external labels (cluster="eu1", as a server of
+one cluster among several has): it adds them to the alerts it sends, so the alerts carry
+cluster="eu1", but its series do not. Its namespace `shop` has `db` step up at ONSET;
+namespace `other` is there too. Loki is bench/loki_stub.py over HTTP, its streams
+labelled as the test says.
+"""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import respx
+from loki_stub import LogStore
+from loki_stub import serve as serve_loki
+
+from investigations import runner
+from investigations.signals.stores import external_labels
+from investigations.telemetry import BackendConfig, PrometheusClient
+from tests.factories import make_alert, make_investigation
+from tests.realprometheus import prometheus_fixture
+
+START = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+ONSET = START + timedelta(minutes=60)
+ALERT = ONSET + timedelta(minutes=1)
+NOW = ALERT + timedelta(minutes=5)
+EXTERNAL = {"cluster": "eu1", "replica": "a"}
+
+pytestmark = pytest.mark.django_db
+
+
+def openmetrics():
+    lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
+    for namespace, service in (("shop", "db"), ("shop", "web"), ("other", "batch")):
+        t, n = START, 0
+        while t < NOW + timedelta(minutes=10):
+            level = 90 if (service, t >= ONSET) == ("db", True) else 50
+            labels = f'namespace="{namespace}",service="{service}"'
+            lines.append(f"busy{{{labels}}} {level + n % 3} {t.timestamp():.0f}")
+            t, n = t + timedelta(seconds=15), n + 1
+    return "\n".join([*lines, "# EOF", ""])
+
+
+prometheus_url = prometheus_fixture(
+    openmetrics, config={"global": {"evaluation_interval": "1m", "external_labels": EXTERNAL}}
+)
+
+
+def at(moment):
+    return int(moment.timestamp() * 10**9)
+
+
+def error_lines(labels):
+    """db's new errors from the onset on, in streams labelled `labels` plus its service."""
+    return [
+        ({**labels, "service": "db"}, at(ONSET + timedelta(seconds=10 * n)), f"ERROR lost {n}")
+        for n in range(20)
+    ]
+
+
+def investigate(settings, prometheus_url, loki_url="", **labels):
+    investigation = make_investigation(
+        make_alert(service="web", starts_at=ALERT, **labels), as_of=NOW
+    )
+    settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus_url, loki_url
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    return investigation
+
+
+def checked(investigation, store):
+    step = investigation.steps.get(tool="check_scope_labels")
+    assert (step.agent, step.status) == ("signals", "ok")
+    return {c["label"]: c for c in step.output[store]["labels"]}
+
+
+def test_the_alerting_servers_external_label_is_left_out_of_its_selector(prometheus_url, settings):
+    # Loki's agents label streams by namespace but not by cluster, either.
+    with serve_loki(LogStore(error_lines({"namespace": "shop"}))) as loki:
+        investigation = investigate(
+            settings, prometheus_url, loki.url, cluster="eu1", namespace="shop"
+        )
+
+    metrics = checked(investigation, "metrics")
+    assert metrics["cluster"]["state"] == "unstored"
+    assert metrics["namespace"]["state"] == "held"
+    assert checked(investigation, "logs")["cluster"]["state"] == "unstored"
+    scope = investigation.scope
+    assert scope["matchers"] == {"cluster": "eu1", "namespace": "shop"}
+    assert scope["unstored"] == {"metrics": ["cluster"], "logs": ["cluster"]}
+    assert scope["selector"] == '{namespace="shop"}'
+    assert investigation.steps.get(tool="scan_metrics").input["query"] == '{namespace="shop"}'
+    assert (
+        investigation.steps.get(tool="scan_logs").input["query"].startswith('{namespace="shop"} |~')
+    )
+    # Read without it, the scan finds db, in its metrics and its logs.
+    [db] = [s for s in investigation.suspects if s["service"] == "db"]
+    assert investigation.suspects[0]["service"] == "db"
+    assert {item["kind"] for item in db["evidence"]} >= {"metric", "logs"}
+    assert not any("cluster" in line for line in investigation.report["unchecked"])
+
+
+def test_an_alert_from_another_server_is_not_read_as_this_ones(prometheus_url, settings):
+    investigation = investigate(settings, prometheus_url, cluster="us2", namespace="shop")
+
+    cluster = checked(investigation, "metrics")["cluster"]
+    assert (cluster["state"], cluster["external"]) == ("elsewhere", "eu1")
+    assert "unstored" not in investigation.scope
+    query = investigation.steps.get(tool="scan_metrics").input["query"]
+    assert query == '{cluster="us2", namespace="shop"}'
+    assert investigation.suspects == []
+    [gap] = [line for line in investigation.report["unchecked"] if "cluster" in line]
+    assert 'the alerts are from cluster="us2"' in gap
+    assert 'is cluster="eu1" (its external labels)' in gap
+    assert "ROOTLINE_PROMETHEUS_URL" in gap
+    assert gap in investigation.report_text
+
+
+def test_a_namespace_the_store_does_not_hold_is_said_with_those_it_does(prometheus_url, settings):
+    investigation = investigate(settings, prometheus_url, namespace="prod")
+
+    namespace = checked(investigation, "metrics")["namespace"]
+    assert (namespace["state"], namespace["values"]) == ("other", ["other", "shop"])
+    assert investigation.suspects == []
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    assert gap.startswith('metrics: Prometheus has nothing with namespace="prod" between ')
+    assert gap.endswith('(it has "other", "shop")')
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_loki_that_names_the_labels_otherwise_is_not_read_unbounded(
+    prometheus_url, settings, renamed
+):
+    # Loki's streams are labelled as its OpenTelemetry ingestion names them. Read without
+    # the namespace, its scans would read every namespace; ROOTLINE_LOKI_LABELS maps it.
+    if renamed:
+        settings.ROOTLINE_LOKI_LABELS = {"namespace": "k8s_namespace_name"}
+    entries = error_lines({"k8s_namespace_name": "shop", "service_name": "db"})
+    entries += error_lines({"k8s_namespace_name": "other", "service_name": "batch"})
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url, namespace="shop")
+
+    logs = investigation.steps.get(tool="check_scope_labels").output["logs"]
+    assert logs["read"] is renamed
+    scanned = investigation.steps.filter(tool__in=["scan_logs", "scan_paths"])
+    if renamed:
+        assert checked(investigation, "logs")["namespace"]["stored_as"] == "k8s_namespace_name"
+        assert scanned.count() == 2
+        lines = investigation.steps.get(tool="scan_logs").output["lines"]
+        assert lines == [0, 20]  # shop's, not other's
+        assert investigation.report["unchecked"] == []
+        return
+    assert logs["store_labels"] == ["k8s_namespace_name", "service", "service_name"]
+    assert not scanned.exists()
+    [gap] = investigation.report["unchecked"]
+    assert gap.startswith("logs: Loki holds none of the scope's labels (namespace) between ")
+    assert "its labels are: k8s_namespace_name, service, service_name" in gap
+    assert "ROOTLINE_LOKI_LABELS" in gap
+    # The metrics are read as ever: db leads.
+    assert investigation.suspects[0]["service"] == "db"
+
+
+def test_a_store_that_cannot_be_checked_is_read_as_the_scope_says(prometheus_url, settings):
+    settings.ROOTLINE_LOKI_URL = "http://127.0.0.1:9"  # nothing listens there
+    investigation = make_investigation(
+        make_alert(service="web", starts_at=ALERT, cluster="eu1", namespace="shop"), as_of=NOW
+    )
+    settings.ROOTLINE_PROMETHEUS_URL = prometheus_url
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+
+    assert investigation.status == "completed", investigation.error
+    step = investigation.steps.get(tool="check_scope_labels")
+    assert step.status == "ok"
+    assert "Loki" in step.output["logs"]["error"]
+    assert "logs: could not check" in step.output_text
+    assert investigation.scope["unstored"] == {"metrics": ["cluster"]}
+    assert (
+        investigation.steps.get(tool="scan_logs")
+        .input["query"]
+        .startswith('{cluster="eu1", namespace="shop"}')
+    )
+    assert investigation.suspects[0]["service"] == "db"
+
+
+@respx.mock
+def test_a_querier_without_a_configuration_has_no_external_labels():
+    # Thanos' and Mimir's queriers answer 404 where Prometheus shows its configuration.
+    respx.get("http://thanos:9090/api/v1/status/config").mock(
+        return_value=httpx.Response(404, text="404 page not found")
+    )
+    respx.get("http://prom:9090/api/v1/status/config").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": {"yaml": "global:\n  external_labels:\n    cluster: eu1\n    zone: 3\n"},
+            },
+        )
+    )
+
+    async def labels(url):
+        async with PrometheusClient(BackendConfig(url=url, name="Prometheus")) as prometheus:
+            return await external_labels(prometheus)
+
+    assert asyncio.run(labels("http://thanos:9090")) == {}
+    assert asyncio.run(labels("http://prom:9090")) == {"cluster": "eu1", "zone": "3"}
