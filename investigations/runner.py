@@ -254,6 +254,12 @@ def signals_step(investigation, scope):
             call.end(*described[name](scan))
     metric_scan = scans["metrics"]
     if metric_scan:
+        said = any(line.startswith(f"{METRICS}:") for line in unchecked)  # by the check
+        if not metric_scan.series_found and not said:
+            unchecked.append(
+                f"{METRICS}: no series under {selector} between {baseline[0]:%H:%M} and "
+                f"{incident[1]:%H:%M} UTC, so no metric could be compared"
+            )
         unchecked += _metric_gaps(metric_scan, incident[1])
         credit_alerts(investigation, scope, service_label, metric_scan.owners)
     metric_scores = metric_scan.scores if metric_scan else []

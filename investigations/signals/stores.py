@@ -14,6 +14,9 @@ changed. So each matcher's label is looked up in each store over the scan's time
   is not read at all: read without them, its scans would mix every namespace;
 - held with other values only: kept (nothing in scope is there), and said, with some of
   the values the store has.
+
+A store that holds no label at all in that time (nothing reached it, or it keeps nothing
+that old) leaves every matcher as it is: its labels are not what is missing.
 """
 
 import asyncio
@@ -54,11 +57,13 @@ class StoreCheck:
     backend: str  # "Prometheus", "Loki": as the messages name it
     labels: list[LabelCheck]
     store_labels: list[str] = field(default_factory=list)  # Loki's, where one is unstored
+    empty: bool = False  # the store holds nothing at all in the time checked
 
     @property
     def unstored(self):
-        """The scope's names of the labels this store's selector leaves out."""
-        return [c.label for c in self.labels if c.state == UNSTORED]
+        """The scope's names of the labels this store's selector leaves out (none where it
+        holds nothing at all: the labels are not what is missing)."""
+        return [] if self.empty else [c.label for c in self.labels if c.state == UNSTORED]
 
     @property
     def skipped(self):
@@ -69,11 +74,14 @@ class StoreCheck:
         return {
             "labels": [c.as_dict() for c in self.labels],
             **({"store_labels": self.store_labels} if self.store_labels else {}),
+            **({"empty": True} if self.empty else {}),
             "read": not self.skipped,
         }
 
     def summary(self):
         """One line for the timeline."""
+        if self.empty:
+            return f"{self.backend}: holds nothing at all in that time"
         said = []
         for c in self.labels:
             matcher = f"{c.stored_as}={quote(c.value)}"
@@ -95,6 +103,11 @@ class StoreCheck:
         """The report's "Not checked" lines: what the scope's labels kept this store from
         reading. `window` is the (start, end) checked, datetimes."""
         span = f"between {window[0]:%H:%M} and {window[1]:%H:%M} UTC"
+        if self.empty:
+            return [
+                f"{self.store}: {self.backend} holds nothing at all {span} (nothing reached it "
+                "then, or it keeps nothing that old)"
+            ]
         if self.skipped:
             names = ", ".join(self.store_labels[:MAX_LABELS_SHOWN]) or "none"
             return [
@@ -142,13 +155,17 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
     check = StoreCheck(store, backend, checks)
     if not check.unstored:
         return check
+    names = await client.labels(start, end)
+    if not names:
+        check.empty = True
+        return check
     if store == METRICS:
         external = await external_labels(client)
         for c in checks:
             if c.state == UNSTORED and external.get(c.label, c.value) != c.value:
                 c.state, c.external = ELSEWHERE, external[c.label]
     elif check.skipped:
-        check.store_labels = sorted(await client.labels(start, end))
+        check.store_labels = sorted(names)
     return check
 
 

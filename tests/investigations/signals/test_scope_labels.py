@@ -60,9 +60,10 @@ def error_lines(labels):
     ]
 
 
-def investigate(settings, prometheus_url, loki_url="", **labels):
+def investigate(settings, prometheus_url, loki_url="", starts_at=ALERT, **labels):
     investigation = make_investigation(
-        make_alert(service="web", starts_at=ALERT, **labels), as_of=NOW
+        make_alert(starts_at=starts_at, **{"service": "web", **labels}),
+        as_of=starts_at + (NOW - ALERT),
     )
     settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus_url, loki_url
     runner.run(investigation.pk)
@@ -128,6 +129,33 @@ def test_a_namespace_the_store_does_not_hold_is_said_with_those_it_does(promethe
     [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
     assert gap.startswith('metrics: Prometheus has nothing with namespace="prod" between ')
     assert gap.endswith('(it has "other", "shop")')
+
+
+def test_labels_held_apart_but_never_together_are_said(prometheus_url, settings):
+    settings.ROOTLINE_SCOPE_LABELS = ["namespace", "service"]
+    investigation = investigate(settings, prometheus_url, namespace="other", service="db")
+
+    assert {c["state"] for c in checked(investigation, "metrics").values()} == {"held"}
+    assert investigation.suspects == []
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    assert gap.startswith('metrics: no series under {namespace="other", service="db"} between ')
+    assert gap.endswith(" UTC, so no metric could be compared")
+
+
+def test_a_store_with_nothing_in_that_time_is_not_read_without_the_labels(prometheus_url, settings):
+    # A day before its first sample the store has no label at all: the labels are not
+    # what is missing, and read without them the scope would be every series there is.
+    investigation = investigate(
+        settings, prometheus_url, starts_at=ALERT - timedelta(days=1), namespace="shop"
+    )
+
+    step = investigation.steps.get(tool="check_scope_labels")
+    assert step.output["metrics"]["empty"] is True
+    assert step.output_text == "Prometheus: holds nothing at all in that time"
+    assert "unstored" not in investigation.scope
+    assert investigation.steps.get(tool="scan_metrics").input["query"] == '{namespace="shop"}'
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    assert gap.startswith("metrics: Prometheus holds nothing at all between ")
 
 
 @pytest.mark.parametrize("renamed", [False, True])
