@@ -342,6 +342,7 @@ def scope_labels_step(investigation, scope, window):
         call.end(error="; ".join(f"{store}: {exc}" for store, exc in failed.items()))
         return [], True
     scope.unstored = {store: c.unstored for store, c in checks.items() if c.unstored}
+    scope.log_labels = checks[LOGS].renamed if LOGS in checks else {}
     investigation.scope = scope.as_dict()
     investigation.save(update_fields=["scope"])
     output = {store: c.as_dict() for store, c in checks.items()}
@@ -404,8 +405,8 @@ def credit_alerts(investigation, scope, service_label, owners):
 async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
     """The scans at once: metrics, error-like log lines, request paths; each result is the
     scan, the exception that stopped it, or None for a backend that is not configured.
-    Logs are read and named in Loki's names for the labels (ROOTLINE_LOKI_LABELS)."""
-    renamed = settings.ROOTLINE_LOKI_LABELS
+    Logs are read and named in Loki's names for the labels (Scope.loki_labels)."""
+    renamed = scope.loki_labels
     labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
     labels = list(dict.fromkeys([*(renamed.get(name, name) for name in labels), *labels]))
     selector, log_selector = scope.query_selector, scope.log_selector

@@ -28,6 +28,9 @@ class Scope:
     # Prometheus server's external labels are on its alerts, not on its series): left out
     # of that store's selector. Set by the signal scan's check (signals.stores).
     unstored: dict[str, list[str]] = field(default_factory=dict)
+    # Loki's names for labels, found by that check (its OpenTelemetry names), beside
+    # ROOTLINE_LOKI_LABELS: see `loki_labels`.
+    log_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def selector(self):
@@ -50,10 +53,15 @@ class Scope:
         return self._query_selector({}, METRICS)
 
     @property
+    def loki_labels(self):
+        """{label: Loki's name for it}: ROOTLINE_LOKI_LABELS, and the names the check found."""
+        return {**self.log_labels, **settings.ROOTLINE_LOKI_LABELS}
+
+    @property
     def log_selector(self):
-        """`query_selector` in Loki's names for its labels (ROOTLINE_LOKI_LABELS), without
-        the matchers Loki does not hold."""
-        return self._query_selector(settings.ROOTLINE_LOKI_LABELS, LOGS)
+        """`query_selector` in Loki's names for its labels (`loki_labels`), without the
+        matchers Loki does not hold."""
+        return self._query_selector(self.loki_labels, LOGS)
 
     def stored_matchers(self, store):
         """The matchers of the labels `store` holds."""
@@ -71,6 +79,7 @@ class Scope:
             "matchers": self.matchers,
             "selector": self.selector,
             **({"unstored": self.unstored} if any(self.unstored.values()) else {}),
+            **({"log_labels": self.log_labels} if self.log_labels else {}),
             # Where Loki names the labels otherwise (ROOTLINE_LOKI_LABELS), its selector.
             **({"log_selector": log} if (log := self.log_selector) != self.query_selector else {}),
             "services": self.services,

@@ -9,9 +9,12 @@ changed. So each matcher's label is looked up in each store over the scan's time
 - held by no series: left out of that store's selector, since the store can only be
   about the matcher's value, unless the Prometheus server's external labels give that
   label another value (the alerts came from another server, whose data this store does
-  not hold: kept, and said). Loki labels streams as its agents do (OpenTelemetry's
-  `k8s_namespace_name`, not `namespace`), so a Loki that holds none of the scope's labels
-  is not read at all: read without them, its scans would mix every namespace;
+  not hold: kept, and said). Loki labels streams as its agents do: a Loki fed
+  OpenTelemetry (OTLP) names them as it indexes resource attributes, `k8s_namespace_name`
+  for `namespace`, and where it holds such a name but not the plain one the scans read it
+  so (OTEL_LOKI_LABELS, unless ROOTLINE_LOKI_LABELS names the label). A Loki that holds
+  none of the scope's labels even so is not read at all: read without them, its scans
+  would mix every namespace;
 - held with other values only: kept (nothing in scope is there), and said, with some of
   the values the store has.
 
@@ -26,6 +29,22 @@ from investigations.scope import LOGS, METRICS, quote
 from investigations.telemetry.errors import QueryError, UnexpectedAnswer
 
 HELD, UNSTORED, ELSEWHERE, OTHER = "held", "unstored", "elsewhere", "other"
+# Loki's names for the resource attributes it indexes by default from OpenTelemetry logs
+# (k8s.namespace.name -> k8s_namespace_name), for the labels Prometheus' Kubernetes
+# discovery and kube-state-metrics name otherwise.
+OTEL_LOKI_LABELS = {
+    "cluster": "k8s_cluster_name",
+    "namespace": "k8s_namespace_name",
+    "pod": "k8s_pod_name",
+    "container": "k8s_container_name",
+    "deployment": "k8s_deployment_name",
+    "statefulset": "k8s_statefulset_name",
+    "daemonset": "k8s_daemonset_name",
+    "service": "service_name",
+    "region": "cloud_region",
+    "env": "deployment_environment",
+    "environment": "deployment_environment",
+}
 # Values of a label the store has, quoted where the matcher's is not among them.
 MAX_VALUES_SHOWN = 5
 MAX_LABELS_SHOWN = 12
@@ -58,6 +77,7 @@ class StoreCheck:
     labels: list[LabelCheck]
     store_labels: list[str] = field(default_factory=list)  # Loki's, where one is unstored
     empty: bool = False  # the store holds nothing at all in the time checked
+    renamed: dict[str, str] = field(default_factory=dict)  # OpenTelemetry names found
 
     @property
     def unstored(self):
@@ -75,6 +95,7 @@ class StoreCheck:
             "labels": [c.as_dict() for c in self.labels],
             **({"store_labels": self.store_labels} if self.store_labels else {}),
             **({"empty": True} if self.empty else {}),
+            **({"renamed": self.renamed} if self.renamed else {}),
             "read": not self.skipped,
         }
 
@@ -146,12 +167,7 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
     renamed = renamed or {}
     backend = "Prometheus" if store == METRICS else "Loki"
     checks = [LabelCheck(name, renamed.get(name, name), value) for name, value in matchers.items()]
-    answers = await asyncio.gather(*(client.label_values(c.stored_as, start, end) for c in checks))
-    for c, values in zip(checks, answers, strict=True):
-        if c.value in values:
-            continue
-        c.state = OTHER if values else UNSTORED
-        c.values = sorted(values)
+    await _look_up(client, checks, start, end)
     check = StoreCheck(store, backend, checks)
     if not check.unstored:
         return check
@@ -159,6 +175,16 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
     if not names:
         check.empty = True
         return check
+    if store == LOGS:
+        check.renamed = {
+            name: otel
+            for name, otel in OTEL_LOKI_LABELS.items()
+            if name not in renamed and name not in names and otel in names
+        }
+        found = [c for c in checks if c.state == UNSTORED and c.label in check.renamed]
+        for c in found:
+            c.stored_as = check.renamed[c.label]
+        await _look_up(client, found, start, end)
     if store == METRICS:
         external = await external_labels(client)
         for c in checks:
@@ -167,6 +193,14 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
     elif check.skipped:
         check.store_labels = sorted(names)
     return check
+
+
+async def _look_up(client, checks, start, end):
+    """Set each LabelCheck's state from the values the store holds of its label."""
+    answers = await asyncio.gather(*(client.label_values(c.stored_as, start, end) for c in checks))
+    for c, values in zip(checks, answers, strict=True):
+        c.state = HELD if c.value in values else OTHER if values else UNSTORED
+        c.values = [] if c.state == HELD else sorted(values)
 
 
 async def external_labels(prometheus):

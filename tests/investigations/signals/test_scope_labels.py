@@ -53,11 +53,8 @@ def at(moment):
 
 
 def error_lines(labels):
-    """db's new errors from the onset on, in streams labelled `labels` plus its service."""
-    return [
-        ({**labels, "service": "db"}, at(ONSET + timedelta(seconds=10 * n)), f"ERROR lost {n}")
-        for n in range(20)
-    ]
+    """New errors from the onset on, in a stream labelled `labels`."""
+    return [(labels, at(ONSET + timedelta(seconds=10 * n)), f"ERROR lost {n}") for n in range(20)]
 
 
 def investigate(settings, prometheus_url, loki_url="", starts_at=ALERT, **labels):
@@ -80,7 +77,7 @@ def checked(investigation, store):
 
 def test_the_alerting_servers_external_label_is_left_out_of_its_selector(prometheus_url, settings):
     # Loki's agents label streams by namespace but not by cluster, either.
-    with serve_loki(LogStore(error_lines({"namespace": "shop"}))) as loki:
+    with serve_loki(LogStore(error_lines({"namespace": "shop", "service": "db"}))) as loki:
         investigation = investigate(
             settings, prometheus_url, loki.url, cluster="eu1", namespace="shop"
         )
@@ -158,34 +155,66 @@ def test_a_store_with_nothing_in_that_time_is_not_read_without_the_labels(promet
     assert gap.startswith("metrics: Prometheus holds nothing at all between ")
 
 
-@pytest.mark.parametrize("renamed", [False, True])
-def test_a_loki_that_names_the_labels_otherwise_is_not_read_unbounded(
-    prometheus_url, settings, renamed
+def test_a_loki_fed_opentelemetry_is_read_in_its_names(prometheus_url, settings):
+    # Loki indexes OpenTelemetry resource attributes as k8s_namespace_name, service_name,
+    # k8s_pod_name: the scans read and name its streams so, with nothing configured.
+    entries = error_lines(
+        {"k8s_namespace_name": "shop", "service_name": "db", "k8s_pod_name": "db-1"}
+    )
+    entries += error_lines(
+        {"k8s_namespace_name": "other", "service_name": "batch", "k8s_pod_name": "batch-1"}
+    )
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url, namespace="shop")
+
+    namespace = checked(investigation, "logs")["namespace"]
+    assert (namespace["stored_as"], namespace["state"]) == ("k8s_namespace_name", "held")
+    scope = investigation.scope
+    assert scope["log_labels"] == {
+        "namespace": "k8s_namespace_name",
+        "pod": "k8s_pod_name",
+        "service": "service_name",
+    }
+    assert scope["log_selector"] == '{k8s_namespace_name="shop"}'
+    assert "unstored" not in scope
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith('{k8s_namespace_name="shop"} |~')
+    assert scan_logs.output["lines"] == [0, 20]  # shop's, not other's
+    [db] = [s for s in investigation.suspects if s["service"] == "db"]
+    [errors] = [item for item in db["evidence"] if item["kind"] == "logs"]
+    assert errors["incident_lines"] == 20
+    assert [line for line in investigation.report["unchecked"] if "logs" in line] == []
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_a_loki_that_holds_none_of_the_scopes_labels_is_not_read_unbounded(
+    prometheus_url, settings, configured
 ):
-    # Loki's streams are labelled as its OpenTelemetry ingestion names them. Read without
-    # the namespace, its scans would read every namespace; ROOTLINE_LOKI_LABELS maps it.
-    if renamed:
-        settings.ROOTLINE_LOKI_LABELS = {"namespace": "k8s_namespace_name"}
-    entries = error_lines({"k8s_namespace_name": "shop", "service_name": "db"})
-    entries += error_lines({"k8s_namespace_name": "other", "service_name": "batch"})
+    # The log agent names the labels its own way. Read without the namespace, the scans
+    # would read every namespace; ROOTLINE_LOKI_LABELS maps them.
+    if configured:
+        settings.ROOTLINE_LOKI_LABELS = {"namespace": "kubernetes_namespace", "service": "app"}
+    entries = error_lines({"kubernetes_namespace": "shop", "app": "db"})
+    entries += error_lines({"kubernetes_namespace": "other", "app": "batch"})
     with serve_loki(LogStore(entries)) as loki:
         investigation = investigate(settings, prometheus_url, loki.url, namespace="shop")
 
     logs = investigation.steps.get(tool="check_scope_labels").output["logs"]
-    assert logs["read"] is renamed
+    assert logs["read"] is configured
     scanned = investigation.steps.filter(tool__in=["scan_logs", "scan_paths"])
-    if renamed:
-        assert checked(investigation, "logs")["namespace"]["stored_as"] == "k8s_namespace_name"
+    if configured:
+        assert checked(investigation, "logs")["namespace"]["stored_as"] == "kubernetes_namespace"
         assert scanned.count() == 2
-        lines = investigation.steps.get(tool="scan_logs").output["lines"]
-        assert lines == [0, 20]  # shop's, not other's
+        assert investigation.steps.get(tool="scan_logs").output["lines"] == [0, 20]
+        [db] = [s for s in investigation.suspects if s["service"] == "db"]
+        assert "logs" in {item["kind"] for item in db["evidence"]}
         assert investigation.report["unchecked"] == []
         return
-    assert logs["store_labels"] == ["k8s_namespace_name", "service", "service_name"]
+    assert logs["store_labels"] == ["app", "kubernetes_namespace"]
     assert not scanned.exists()
     [gap] = investigation.report["unchecked"]
     assert gap.startswith("logs: Loki holds none of the scope's labels (namespace) between ")
-    assert "its labels are: k8s_namespace_name, service, service_name" in gap
+    assert "its labels are: app, kubernetes_namespace" in gap
     assert "ROOTLINE_LOKI_LABELS" in gap
     # The metrics are read as ever: db leads.
     assert investigation.suspects[0]["service"] == "db"
