@@ -23,6 +23,7 @@ that old) leaves every matcher as it is: its labels are not what is missing.
 """
 
 import asyncio
+import difflib
 from dataclasses import dataclass, field
 
 from investigations.scope import LOGS, METRICS, quote
@@ -156,8 +157,11 @@ class StoreCheck:
 
 
 def _values(check):
-    shown = ", ".join(quote(v) for v in check.values[:MAX_VALUES_SHOWN])
-    more = len(check.values) - MAX_VALUES_SHOWN
+    """Some of the values the store has, those most like the matcher's (a typo) first."""
+    close = difflib.get_close_matches(check.value, check.values, n=MAX_VALUES_SHOWN)
+    values = [*close, *(v for v in check.values if v not in close)]
+    shown = ", ".join(quote(v) for v in values[:MAX_VALUES_SHOWN])
+    more = len(values) - MAX_VALUES_SHOWN
     return f"it has {shown}" + (f" and {more} more" if more > 0 else "")
 
 

@@ -128,6 +128,17 @@ def test_a_namespace_the_store_does_not_hold_is_said_with_those_it_does(promethe
     assert gap.endswith('(it has "other", "shop")')
 
 
+def test_a_mistyped_service_is_said_with_the_likeliest_first(prometheus_url, settings):
+    # Scoped by service too, as a question asked by hand may be: the values most like
+    # the typo come first.
+    settings.ROOTLINE_SCOPE_LABELS = ["namespace", "service"]
+    investigation = investigate(settings, prometheus_url, namespace="shop", service="wbe")
+
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    assert gap.startswith('metrics: Prometheus has nothing with service="wbe" between ')
+    assert gap.endswith('(it has "web", "batch", "db")')
+
+
 def test_labels_held_apart_but_never_together_are_said(prometheus_url, settings):
     settings.ROOTLINE_SCOPE_LABELS = ["namespace", "service"]
     investigation = investigate(settings, prometheus_url, namespace="other", service="db")
