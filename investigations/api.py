@@ -196,8 +196,9 @@ class InvestigationOut(InvestigationBase):
     scope: dict = Field(
         description=(
             "label matchers, the selector they make, `unstored` (per store, the matchers' "
-            "labels it holds nothing with, left out of its selector), services and windows; "
-            "{} until scoped"
+            "labels it holds nothing with, left out of its selector), `log_selector` and "
+            "`log_labels` where Loki names labels otherwise, services and windows; {} until "
+            "scoped"
         )
     )
     baseline_start: datetime | None
