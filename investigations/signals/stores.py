@@ -105,14 +105,15 @@ class StoreCheck:
         if self.empty:
             return f"{self.backend}: holds nothing at all in that time"
         said = []
+        unit = "stream" if self.store == LOGS else "series"
         for c in self.labels:
             matcher = f"{c.stored_as}={quote(c.value)}"
             if c.state == HELD:
                 said.append(f"{matcher} held")
             elif c.state == UNSTORED and self.skipped:
-                said.append(f"no stream has {c.stored_as}")
+                said.append(f"no {unit} has {c.stored_as}")
             elif c.state == UNSTORED:
-                said.append(f"no series has {c.stored_as}: read without {matcher}")
+                said.append(f"no {unit} has {c.stored_as}: read without {matcher}")
             elif c.state == ELSEWHERE:
                 said.append(
                     f"the server's own {c.label} is {quote(c.external)}, not {quote(c.value)}"

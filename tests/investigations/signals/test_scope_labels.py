@@ -86,6 +86,10 @@ def test_the_alerting_servers_external_label_is_left_out_of_its_selector(prometh
     assert metrics["cluster"]["state"] == "unstored"
     assert metrics["namespace"]["state"] == "held"
     assert checked(investigation, "logs")["cluster"]["state"] == "unstored"
+    assert investigation.steps.get(tool="check_scope_labels").output_text == (
+        'Prometheus: no series has cluster: read without cluster="eu1"; namespace="shop" '
+        'held; Loki: no stream has cluster: read without cluster="eu1"; namespace="shop" held'
+    )
     scope = investigation.scope
     assert scope["matchers"] == {"cluster": "eu1", "namespace": "shop"}
     assert scope["unstored"] == {"metrics": ["cluster"], "logs": ["cluster"]}
