@@ -1,0 +1,69 @@
+"""bench/relabel_pack.py: a pack's copy with its alerts and log streams named otherwise,
+the true root causes and the metrics as they were."""
+
+import argparse
+import gzip
+import json
+
+import pytest
+from relabel_pack import label_pair, relabel
+
+
+def write_pack(pack):
+    pack.mkdir()
+    (pack / "pack.json").write_text(json.dumps({"name": "tiny", "modalities": ["metrics", "logs"]}))
+    with gzip.open(pack / "metrics.om.gz", "wt") as out:
+        out.write('# TYPE up gauge\nup{namespace="shop",service="db",pod="db-1"} 1 1\n# EOF\n')
+    cases = [
+        {
+            "id": f"case-{n}",
+            "alert": {"labels": {"alertname": "SLOBurn", "namespace": "shop", "service": "web"}},
+            "truth": {"service": "db"},
+        }
+        for n in range(2)
+    ]
+    (pack / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    line = {
+        "labels": {"namespace": "shop", "service": "db", "pod": "db-1", "container": "server"},
+        "ts_ns": "1",
+        "line": "ERROR lost",
+    }
+    with gzip.open(pack / "logs.jsonl.gz", "wt") as out:
+        out.write(json.dumps(line) + "\n")
+    return cases
+
+
+@pytest.mark.parametrize("loki_names", [False, True])
+def test_the_copy_names_alerts_and_streams_otherwise(tmp_path, loki_names):
+    pack, out = tmp_path / "pack", tmp_path / "out"
+    cases = write_pack(pack)
+
+    relabel(pack, out, {"cluster": "eu1"}, loki_names)
+
+    copied = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    assert [c["alert"]["labels"] for c in copied] == [
+        {**c["alert"]["labels"], "cluster": "eu1"} for c in cases
+    ]
+    assert [(c["id"], c["truth"]) for c in copied] == [(c["id"], c["truth"]) for c in cases]
+    for name in ("pack.json", "metrics.om.gz"):
+        assert (out / name).read_bytes() == (pack / name).read_bytes()
+    with gzip.open(out / "logs.jsonl.gz", "rt") as logs:
+        [record] = [json.loads(line) for line in logs]
+    expected = (
+        {
+            "k8s_namespace_name": "shop",
+            "service_name": "db",
+            "k8s_pod_name": "db-1",
+            "k8s_container_name": "server",
+        }
+        if loki_names
+        else {"namespace": "shop", "service": "db", "pod": "db-1", "container": "server"}
+    )
+    assert record == {"labels": expected, "ts_ns": "1", "line": "ERROR lost"}
+
+
+def test_a_label_must_be_a_name_and_a_value():
+    assert label_pair("cluster=eu1") == ("cluster", "eu1")
+    for bad in ("cluster", "=eu1", "cluster="):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=VALUE"):
+            label_pair(bad)
