@@ -301,6 +301,18 @@ def test_no_evidence_gives_an_honest_empty_report():
     report, text = build_report([], alerting_services={"web"}, unchecked=[])
     assert report["root_cause"] is None and report["confidence"] == 0
     assert text.startswith("The signal scan found no service that changed clearly")
+    assert report["summary"].endswith("when the alert began.")
+
+
+def test_an_empty_report_says_up_front_what_it_could_not_check():
+    # A scope that matched nothing is no evidence that nothing changed.
+    unchecked = ['metrics: Prometheus has nothing with namespace="prod" between 09:00 and 10:05']
+    report, text = build_report([], alerting_services={"web"}, unchecked=unchecked)
+    assert report["summary"] == (
+        "The signal scan found no service that changed clearly when the alert began, but it "
+        "could not check everything: 1 gap under Next steps."
+    )
+    assert f"- Not checked: {unchecked[0]}" in text
 
 
 @pytest.mark.django_db
