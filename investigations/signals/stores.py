@@ -48,6 +48,7 @@ OTEL_LOKI_LABELS = {
 }
 # Values of a label the store has, quoted where the matcher's is not among them.
 MAX_VALUES_SHOWN = 5
+# Loki's label names, listed where it holds none of the scope's.
 MAX_LABELS_SHOWN = 12
 
 
@@ -181,14 +182,17 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
         check.empty = True
         return check
     if store == LOGS:
-        check.renamed = {
+        otel = {
             name: otel
             for name, otel in OTEL_LOKI_LABELS.items()
             if name not in renamed and name not in names and otel in names
         }
-        found = [c for c in checks if c.state == UNSTORED and c.label in check.renamed]
+        found = [c for c in checks if c.state == UNSTORED and c.label in otel]
+        # Only a scope label found so makes the rest (pods, services) read so too: Loki 3
+        # adds `service_name` to every stream, whatever its agent named.
+        check.renamed = otel if found else {}
         for c in found:
-            c.stored_as = check.renamed[c.label]
+            c.stored_as = otel[c.label]
         await _look_up(client, found, start, end)
     if store == METRICS:
         external = await external_labels(client)

@@ -76,12 +76,17 @@ def checked(investigation, store):
 
 
 def test_the_alerting_servers_external_label_is_left_out_of_its_selector(prometheus_url, settings):
-    # Loki's agents label streams by namespace but not by cluster, either.
-    with serve_loki(LogStore(error_lines({"namespace": "shop", "service": "db"}))) as loki:
+    # Loki's agents label streams by namespace but not by cluster, and Loki 3 adds a
+    # service_name to each.
+    entries = error_lines({"namespace": "shop", "app": "db", "service_name": "db"})
+    entries += error_lines({"namespace": "shop", "container": "web", "service_name": "web"})
+    with serve_loki(LogStore(entries)) as loki:
         investigation = investigate(
             settings, prometheus_url, loki.url, cluster="eu1", namespace="shop"
         )
 
+    # No scope label was found under an OpenTelemetry name: streams are named as ever.
+    assert "log_labels" not in investigation.scope
     metrics = checked(investigation, "metrics")
     assert metrics["cluster"]["state"] == "unstored"
     assert metrics["namespace"]["state"] == "held"
