@@ -27,7 +27,7 @@ from investigations.scope import LOGS, METRICS, check_matchers, derive_scope, qu
 from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
 from investigations.signals.onset import for_state_query, pending_since
 from investigations.signals.report import clock, metric_label, percent, percentile
-from investigations.signals.stores import check_store
+from investigations.signals.stores import check_store, settle
 from investigations.telemetry import LokiClient, PrometheusClient, TelemetryError
 from investigations.tools import build_context
 
@@ -341,6 +341,7 @@ def scope_labels_step(investigation, scope, window):
     if not checks:
         call.end(error="; ".join(f"{store}: {exc}" for store, exc in failed.items()))
         return [], True
+    settle(checks)
     scope.unstored = {store: c.unstored for store, c in checks.items() if c.unstored}
     scope.log_labels = checks[LOGS].renamed if LOGS in checks else {}
     investigation.scope = scope.as_dict()

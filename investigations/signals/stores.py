@@ -9,7 +9,8 @@ changed. So each matcher's label is looked up in each store over the scan's time
 - held by no series: left out of that store's selector, since the store can only be
   about the matcher's value, unless the Prometheus server's external labels give that
   label another value (the alerts came from another server, whose data this store does
-  not hold: kept, and said). Loki labels streams as its agents do: a Loki fed
+  not hold: kept, and said; kept in a Loki that holds no such label too, which is taken
+  for the metric store's cluster, see `settle`). Loki labels streams as its agents do: a Loki fed
   OpenTelemetry (OTLP) names them as it indexes resource attributes, `k8s_namespace_name`
   for `namespace`, and where it holds such a name but not the plain one the scans read it
   so (OTEL_LOKI_LABELS, unless ROOTLINE_LOKI_LABELS names the label). A Loki that holds
@@ -115,6 +116,8 @@ class StoreCheck:
                 said.append(f"no {unit} has {c.stored_as}")
             elif c.state == UNSTORED:
                 said.append(f"no {unit} has {c.stored_as}: read without {matcher}")
+            elif c.state == ELSEWHERE and self.store == LOGS:
+                said.append(f"no {unit} has {c.stored_as}: kept, as the metric store's")
             elif c.state == ELSEWHERE:
                 said.append(
                     f"the server's own {c.label} is {quote(c.external)}, not {quote(c.value)}"
@@ -142,7 +145,13 @@ class StoreCheck:
             ]
         gaps = []
         for c in self.labels:
-            if c.state == ELSEWHERE:
+            if c.state == ELSEWHERE and self.store == LOGS:
+                gaps.append(
+                    f"{self.store}: {self.backend} holds no {c.stored_as}, so it is taken for "
+                    f"the same {c.label} as the metric store ({quote(c.external)}, not the "
+                    f"alerts' {quote(c.value)}): no stream matched"
+                )
+            elif c.state == ELSEWHERE:
                 gaps.append(
                     f"{self.store}: the alerts are from {c.label}={quote(c.value)}, but the "
                     f"{self.backend} server Rootline reads is {c.label}={quote(c.external)} "
@@ -156,6 +165,19 @@ class StoreCheck:
                     f"{c.stored_as}={quote(c.value)} {span} ({_values(c)})"
                 )
         return gaps
+
+
+def settle(checks):
+    """Make the stores' checks ({store: StoreCheck}) agree: a label whose value the metric
+    store's own external labels place elsewhere stays in Loki's selector too where Loki
+    holds no such label, since a Loki that does not tell clusters apart is taken for the
+    metric store's. Otherwise this cluster's logs would be read for another's alerts."""
+    if METRICS not in checks or LOGS not in checks:
+        return
+    elsewhere = {c.label: c.external for c in checks[METRICS].labels if c.state == ELSEWHERE}
+    for c in checks[LOGS].labels:
+        if c.state == UNSTORED and c.label in elsewhere:
+            c.state, c.external = ELSEWHERE, elsewhere[c.label]
 
 
 def _values(check):

@@ -111,7 +111,13 @@ def test_the_alerting_servers_external_label_is_left_out_of_its_selector(prometh
 
 
 def test_an_alert_from_another_server_is_not_read_as_this_ones(prometheus_url, settings):
-    investigation = investigate(settings, prometheus_url, cluster="us2", namespace="shop")
+    # Loki, without a cluster label, is taken for the same cluster as Prometheus: its
+    # namespace shop is not the alerts' either.
+    entries = error_lines({"namespace": "shop", "service": "db"})
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(
+            settings, prometheus_url, loki.url, cluster="us2", namespace="shop"
+        )
 
     cluster = checked(investigation, "metrics")["cluster"]
     assert (cluster["state"], cluster["external"]) == ("elsewhere", "eu1")
@@ -119,11 +125,20 @@ def test_an_alert_from_another_server_is_not_read_as_this_ones(prometheus_url, s
     query = investigation.steps.get(tool="scan_metrics").input["query"]
     assert query == '{cluster="us2", namespace="shop"}'
     assert investigation.suspects == []
-    [gap] = [line for line in investigation.report["unchecked"] if "cluster" in line]
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
     assert 'the alerts are from cluster="us2"' in gap
     assert 'is cluster="eu1" (its external labels)' in gap
     assert "ROOTLINE_PROMETHEUS_URL" in gap
     assert gap in investigation.report_text
+    assert checked(investigation, "logs")["cluster"]["state"] == "elsewhere"
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith('{cluster="us2", namespace="shop"} |~')
+    assert scan_logs.output["lines"] == [0, 0]
+    [logs] = [line for line in investigation.report["unchecked"] if line.startswith("logs")]
+    assert logs == (
+        "logs: Loki holds no cluster, so it is taken for the same cluster as the metric store "
+        '("eu1", not the alerts\' "us2"): no stream matched'
+    )
 
 
 def test_a_namespace_the_store_does_not_hold_is_said_with_those_it_does(prometheus_url, settings):
