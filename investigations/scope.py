@@ -39,11 +39,7 @@ class Scope:
         return self._selector({}, METRICS)
 
     def _selector(self, renamed, store):
-        pairs = sorted(
-            (renamed.get(k, k), v)
-            for k, v in self.matchers.items()
-            if k not in self.unstored.get(store, ())
-        )
+        pairs = sorted((renamed.get(k, k), v) for k, v in self.stored_matchers(store).items())
         return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
 
     @property
@@ -65,8 +61,7 @@ class Scope:
 
     def stored_matchers(self, store):
         """The matchers of the labels `store` holds."""
-        unstored = self.unstored.get(store, ())
-        return {k: v for k, v in self.matchers.items() if k not in unstored}
+        return stored_matchers(self.matchers, self.unstored, store)
 
     def _query_selector(self, renamed, store):
         if self.stored_matchers(store):
@@ -88,6 +83,13 @@ class Scope:
             "baseline_window": [self.baseline_start.isoformat(), self.incident_start.isoformat()],
             "incident_window": [self.incident_start.isoformat(), self.incident_end.isoformat()],
         }
+
+
+def stored_matchers(matchers, unstored, store):
+    """`matchers` ({label: value}) but those of the labels `store` does not hold
+    (`unstored`, as Scope's: {store: [label, ...]})."""
+    left_out = unstored.get(store, ())
+    return {k: v for k, v in matchers.items() if k not in left_out}
 
 
 def quote(value):

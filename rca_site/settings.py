@@ -283,7 +283,8 @@ ROOTLINE_SCOPE_LABELS = envlist(
     "ROOTLINE_SCOPE_LABELS", ["cluster", "namespace", "env", "environment", "region"]
 )
 # Labels Loki names otherwise than the metrics and alerts do, as metric_label=loki_label
-# (Loki's OpenTelemetry ingestion: namespace=k8s_namespace_name,pod=k8s_pod_name).
+# (a log agent's own names: namespace=kubernetes_namespace). Loki's OpenTelemetry names
+# (k8s_namespace_name) the signal scan finds without it (investigations/signals/stores.py).
 ROOTLINE_LOKI_LABELS = envpairs("ROOTLINE_LOKI_LABELS")
 ROOTLINE_BASELINE_WINDOW = envduration("ROOTLINE_BASELINE_WINDOW", timedelta(hours=1))
 ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta(minutes=15))

@@ -76,11 +76,15 @@ class LabelCheck:
 @dataclass
 class StoreCheck:
     store: str  # METRICS or LOGS
-    backend: str  # "Prometheus", "Loki": as the messages name it
     labels: list[LabelCheck]
     store_labels: list[str] = field(default_factory=list)  # Loki's, where one is unstored
     empty: bool = False  # the store holds nothing at all in the time checked
     renamed: dict[str, str] = field(default_factory=dict)  # OpenTelemetry names found
+
+    @property
+    def backend(self):
+        """The store as the messages name it."""
+        return "Prometheus" if self.store == METRICS else "Loki"
 
     @property
     def unstored(self):
@@ -193,10 +197,9 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
     """A StoreCheck of `matchers` (the scope's {label: value}) in `client`'s store between
     `start` and `end`; `renamed` maps the scope's label names to the store's."""
     renamed = renamed or {}
-    backend = "Prometheus" if store == METRICS else "Loki"
     checks = [LabelCheck(name, renamed.get(name, name), value) for name, value in matchers.items()]
     await _look_up(client, checks, start, end)
-    check = StoreCheck(store, backend, checks)
+    check = StoreCheck(store, checks)
     if not check.unstored:
         return check
     names = await client.labels(start, end)

@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from investigations.scope import METRICS
+from investigations.scope import METRICS, stored_matchers
 from investigations.telemetry import TelemetryError
 from investigations.tools.base import Tool, ToolContext, ToolResult
 from investigations.tools.compaction import estimate_tokens
@@ -131,9 +131,8 @@ def _compact_labels(labels):
 def _in_scope(labels, scope):
     """Whether an alert the metric store's rules hold is in scope: the store's alerts lack
     the labels its series lack (its external labels), which the scope leaves out."""
-    unstored = (scope.get("unstored") or {}).get(METRICS, ())
-    matchers = (scope.get("matchers") or {}).items()
-    return all(labels.get(k) == v for k, v in matchers if k not in unstored)
+    matchers = stored_matchers(scope.get("matchers") or {}, scope.get("unstored") or {}, METRICS)
+    return all(labels.get(k) == v for k, v in matchers.items())
 
 
 TOOLS = [

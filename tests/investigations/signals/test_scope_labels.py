@@ -69,6 +69,12 @@ def investigate(settings, prometheus_url, loki_url="", starts_at=ALERT, **labels
     return investigation
 
 
+def only_gap(investigation, store):
+    """The one "Not checked" line of the report about `store` ("metrics", "logs")."""
+    [line] = [line for line in investigation.report["unchecked"] if line.startswith(store)]
+    return line
+
+
 def checked(investigation, store):
     step = investigation.steps.get(tool="check_scope_labels")
     assert (step.agent, step.status) == ("signals", "ok")
@@ -125,7 +131,7 @@ def test_an_alert_from_another_server_is_not_read_as_this_ones(prometheus_url, s
     query = investigation.steps.get(tool="scan_metrics").input["query"]
     assert query == '{cluster="us2", namespace="shop"}'
     assert investigation.suspects == []
-    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    gap = only_gap(investigation, "metrics")
     assert 'the alerts are from cluster="us2"' in gap
     assert 'is cluster="eu1" (its external labels)' in gap
     assert "ROOTLINE_PROMETHEUS_URL" in gap
@@ -134,7 +140,7 @@ def test_an_alert_from_another_server_is_not_read_as_this_ones(prometheus_url, s
     scan_logs = investigation.steps.get(tool="scan_logs")
     assert scan_logs.input["query"].startswith('{cluster="us2", namespace="shop"} |~')
     assert scan_logs.output["lines"] == [0, 0]
-    [logs] = [line for line in investigation.report["unchecked"] if line.startswith("logs")]
+    logs = only_gap(investigation, "logs")
     assert logs == (
         "logs: Loki holds no cluster, so it is taken for the same cluster as the metric store "
         '("eu1", not the alerts\' "us2"): no stream matched'
@@ -147,7 +153,7 @@ def test_a_namespace_the_store_does_not_hold_is_said_with_those_it_does(promethe
     namespace = checked(investigation, "metrics")["namespace"]
     assert (namespace["state"], namespace["values"]) == ("other", ["other", "shop"])
     assert investigation.suspects == []
-    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    gap = only_gap(investigation, "metrics")
     assert gap.startswith('metrics: Prometheus has nothing with namespace="prod" between ')
     assert gap.endswith('(it has "other", "shop")')
 
@@ -158,7 +164,7 @@ def test_a_mistyped_service_is_said_with_the_likeliest_first(prometheus_url, set
     settings.ROOTLINE_SCOPE_LABELS = ["namespace", "service"]
     investigation = investigate(settings, prometheus_url, namespace="shop", service="wbe")
 
-    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    gap = only_gap(investigation, "metrics")
     assert gap.startswith('metrics: Prometheus has nothing with service="wbe" between ')
     assert gap.endswith('(it has "web", "batch", "db")')
 
@@ -169,7 +175,7 @@ def test_labels_held_apart_but_never_together_are_said(prometheus_url, settings)
 
     assert {c["state"] for c in checked(investigation, "metrics").values()} == {"held"}
     assert investigation.suspects == []
-    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    gap = only_gap(investigation, "metrics")
     assert gap.startswith('metrics: no series under {namespace="other", service="db"} between ')
     assert gap.endswith(" UTC, so no metric could be compared")
 
@@ -186,7 +192,7 @@ def test_a_store_with_nothing_in_that_time_is_not_read_without_the_labels(promet
     assert step.output_text == "Prometheus: holds nothing at all in that time"
     assert "unstored" not in investigation.scope
     assert investigation.steps.get(tool="scan_metrics").input["query"] == '{namespace="shop"}'
-    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("metrics")]
+    gap = only_gap(investigation, "metrics")
     assert gap.startswith("metrics: Prometheus holds nothing at all between ")
 
 
