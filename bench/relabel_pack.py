@@ -2,7 +2,7 @@
 to measure the signal scan where the stores do not hold the alerts' labels as they are.
 
     .venv/bin/python bench/relabel_pack.py PACK_DIR OUT_DIR [--alert-label cluster=eu1]
-        [--loki-names]
+        [--loki-names] [--otel-metrics]
     .venv/bin/python bench/rca_accuracy.py OUT_DIR
 
 `--alert-label NAME=VALUE` (repeatable) adds a label to every case's alert and to nothing
@@ -10,13 +10,19 @@ else: a Prometheus server's external labels, which Alertmanager receives on each
 the server's own series lack. `--loki-names` renames the labels of the log streams as Loki
 names the resource attributes it indexes from OpenTelemetry logs (`namespace` ->
 `k8s_namespace_name`, `service` -> `service_name`, `pod` -> `k8s_pod_name`, `container` ->
-`k8s_container_name`). Metrics and pack.json are linked, not copied. The true root causes
-are the pack's: only names change.
+`k8s_container_name`). `--otel-metrics` names the metrics and the alerts so, as a
+deployment whose metrics come through OpenTelemetry stores them: Prometheus' OTLP
+receiver with those attributes promoted to labels, `job` set from `service.name`, and
+alert rules over such series. Both options together: everything through OpenTelemetry;
+`--otel-metrics` alone: logs still shipped by Promtail. What is not renamed is linked,
+not copied. The true
+root causes are the pack's: only names change.
 """
 
 import argparse
 import gzip
 import json
+import re
 from pathlib import Path
 
 LOKI_NAMES = {
@@ -25,18 +31,35 @@ LOKI_NAMES = {
     "pod": "k8s_pod_name",
     "container": "k8s_container_name",
 }
+# A label of an OpenMetrics sample line: name="value", the value with its escapes.
+OM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def relabel(pack, out, alert_labels, loki_names):
+def relabel(pack, out, alert_labels, loki_names=False, otel_metrics=False):
     """Write `pack`'s copy to `out` (Paths): alerts with `alert_labels` ({name: value})
-    added, log streams renamed to LOKI_NAMES when `loki_names`."""
+    added, log streams renamed to LOKI_NAMES when `loki_names`, and the metrics' and
+    alerts' labels as otel_labels names them when `otel_metrics`."""
     out.mkdir(parents=True, exist_ok=True)
+    linked = ["pack.json", "metrics.om.gz"] if not otel_metrics else []
     for name in ("pack.json", "metrics.om.gz"):
         (out / name).unlink(missing_ok=True)
-        (out / name).symlink_to((pack / name).resolve())
+        if name in linked:
+            (out / name).symlink_to((pack / name).resolve())
+    if otel_metrics:
+        meta = json.loads((pack / "pack.json").read_text())
+        meta["service_label"] = LOKI_NAMES["service"]
+        (out / "pack.json").write_text(json.dumps(meta, indent=2) + "\n")
+        with (
+            gzip.open(pack / "metrics.om.gz", "rt") as source,
+            gzip.open(out / "metrics.om.gz", "wt") as target,
+        ):
+            for line in source:
+                target.write(line if line.startswith("#") else otel_sample(line))
     with (pack / "cases.jsonl").open() as source, (out / "cases.jsonl").open("w") as target:
         for line in source:
             case = json.loads(line)
+            labels = case["alert"]["labels"]
+            case["alert"]["labels"] = {**(otel_labels(labels) if otel_metrics else labels)}
             case["alert"]["labels"].update(alert_labels)
             target.write(json.dumps(case) + "\n")
     logs = pack / "logs.jsonl.gz"
@@ -48,6 +71,25 @@ def relabel(pack, out, alert_labels, loki_names):
             record = json.loads(line)
             record["labels"] = {names.get(k, k): v for k, v in record["labels"].items()}
             target.write(json.dumps(record) + "\n")
+
+
+def otel_labels(labels):
+    """`labels` ({name: value}) as Prometheus' OTLP receiver stores them: LOKI_NAMES'
+    renamed, and `job` the service's name."""
+    renamed = {LOKI_NAMES.get(k, k): v for k, v in labels.items()}
+    if "service" in labels:
+        renamed["job"] = labels["service"]
+    return renamed
+
+
+def otel_sample(line):
+    """An OpenMetrics sample line with its labels renamed by otel_labels."""
+    name, brace, rest = line.partition("{")
+    if not brace:
+        return line
+    inner, _, tail = rest.partition("} ")
+    labels = otel_labels(dict(OM_LABEL.findall(inner)))
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} " + tail
 
 
 def label_pair(text):
@@ -65,10 +107,11 @@ def main():
         "--alert-label", type=label_pair, action="append", default=[], metavar="NAME=VALUE"
     )
     parser.add_argument("--loki-names", action="store_true")
+    parser.add_argument("--otel-metrics", action="store_true")
     args = parser.parse_args()
     if args.out.resolve() == args.pack.resolve():
         parser.error("OUT_DIR must not be the pack itself")
-    relabel(args.pack, args.out, dict(args.alert_label), args.loki_names)
+    relabel(args.pack, args.out, dict(args.alert_label), args.loki_names, args.otel_metrics)
 
 
 if __name__ == "__main__":

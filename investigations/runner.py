@@ -261,7 +261,7 @@ def signals_step(investigation, scope):
                 f"{incident[1]:%H:%M} UTC, so no metric could be compared"
             )
         unchecked += _metric_gaps(metric_scan, incident[1])
-        credit_alerts(investigation, scope, service_label, metric_scan.owners)
+        credit_alerts(investigation, scope, service_label, metric_scan)
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
     service_paths = scans["paths"].services if scans["paths"] else {}
@@ -387,14 +387,15 @@ def _metric_gaps(scan, end):
     return gaps
 
 
-def credit_alerts(investigation, scope, service_label, owners):
+def credit_alerts(investigation, scope, service_label, scan):
     """Name as the alerting services the services that own the alerts' pods (see
     signals.metrics.pod_owners), where an alert names a pod and its service label names an
     exporter, as kube-state-metrics' alerts do: a crash-looping container's alert says
-    service="...-kube-state-metrics", pod="cart-...". Saved in the scope."""
+    service="...-kube-state-metrics", pod="cart-...". `scan` is the metric scan, whose
+    workload labels are the store's names for them. Saved in the scope."""
     alerting = set()
     for alert in investigation.alerts.all():
-        labels = credit(alert.labels, owners, service_label, settings.ROOTLINE_WORKLOAD_LABELS)
+        labels = credit(alert.labels, scan.owners, service_label, scan.workload_labels)
         alerting.add(labels.get(service_label))
     alerting.discard(None)
     if alerting and alerting != set(scope.services):

@@ -13,6 +13,24 @@ from django.conf import settings
 
 # The stores a scope's selectors are for.
 METRICS, LOGS = "metrics", "logs"
+# OpenTelemetry's names for the labels Prometheus' Kubernetes discovery and
+# kube-state-metrics use, as Prometheus' OTLP receiver (resource attributes promoted to
+# labels) and Loki (its default index labels) store the resource attributes:
+# k8s.namespace.name -> k8s_namespace_name. Where a configured label is missing and its
+# OpenTelemetry name is there, that name serves (`held_name`).
+OTEL_NAMES = {
+    "cluster": "k8s_cluster_name",
+    "namespace": "k8s_namespace_name",
+    "pod": "k8s_pod_name",
+    "container": "k8s_container_name",
+    "deployment": "k8s_deployment_name",
+    "statefulset": "k8s_statefulset_name",
+    "daemonset": "k8s_daemonset_name",
+    "service": "service_name",
+    "region": "cloud_region",
+    "env": "deployment_environment",
+    "environment": "deployment_environment",
+}
 
 
 @dataclass
@@ -181,7 +199,7 @@ def check_window(start, end, now):
 def question_scope(matchers, start, end):
     """The scope of a question without alerts: the user's matchers over [start, end],
     the baseline the ROOTLINE_BASELINE_WINDOW before it."""
-    service_label = next((n for n in settings.ROOTLINE_SERVICE_LABELS if n in matchers), None)
+    service_label = next(iter(held_names(settings.ROOTLINE_SERVICE_LABELS, matchers)), None)
     return Scope(
         matchers=dict(matchers),
         services=[matchers[service_label]] if service_label else [],
@@ -190,6 +208,19 @@ def question_scope(matchers, start, end):
         incident_start=start,
         incident_end=end,
     )
+
+
+def held_name(name, held):
+    """`name`, or its OpenTelemetry name (OTEL_NAMES) where `held` (label names) has that
+    and not `name`; None where it has neither."""
+    if name in held:
+        return name
+    return OTEL_NAMES[name] if OTEL_NAMES.get(name) in held else None
+
+
+def held_names(names, held):
+    """Each of `names` as `held` holds it (held_name), in order, those it lacks left out."""
+    return list(dict.fromkeys(n for n in (held_name(name, held) for name in names) if n))
 
 
 def derive_scope(alerts, now):
@@ -205,16 +236,10 @@ def derive_scope(alerts, now):
     shared = dict(alerts[0].labels)
     for alert in alerts[1:]:
         shared = {k: v for k, v in shared.items() if alert.labels.get(k) == v}
-    matchers = {k: shared[k] for k in settings.ROOTLINE_SCOPE_LABELS if k in shared}
-
-    service_label = next(
-        (
-            name
-            for name in settings.ROOTLINE_SERVICE_LABELS
-            if any(name in a.labels for a in alerts)
-        ),
-        None,
-    )
+    # Alerts raised on OpenTelemetry's series carry its names (k8s_namespace_name).
+    matchers = {k: shared[k] for k in held_names(settings.ROOTLINE_SCOPE_LABELS, shared)}
+    named = set().union(*(a.labels for a in alerts))
+    service_label = next(iter(held_names(settings.ROOTLINE_SERVICE_LABELS, named)), None)
     services = sorted({a.labels[service_label] for a in alerts if service_label in a.labels})
 
     incident_start = min(a.starts_at for a in alerts) - settings.ROOTLINE_INCIDENT_LOOKBACK

@@ -285,6 +285,8 @@ ROOTLINE_SCOPE_LABELS = envlist(
 # Labels Loki names otherwise than the metrics and alerts do, as metric_label=loki_label
 # (a log agent's own names: namespace=kubernetes_namespace). Loki's OpenTelemetry names
 # (k8s_namespace_name) the signal scan finds without it (investigations/signals/stores.py).
+# Each label of these settings is matched under its OpenTelemetry name too where the
+# plain one is missing (investigations.scope.OTEL_NAMES).
 ROOTLINE_LOKI_LABELS = envpairs("ROOTLINE_LOKI_LABELS")
 ROOTLINE_BASELINE_WINDOW = envduration("ROOTLINE_BASELINE_WINDOW", timedelta(hours=1))
 ROOTLINE_INCIDENT_LOOKBACK = envduration("ROOTLINE_INCIDENT_LOOKBACK", timedelta(minutes=15))

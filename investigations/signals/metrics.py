@@ -103,7 +103,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from investigations.scope import quote
+from investigations.scope import held_name, quote
 from investigations.telemetry import TelemetryError
 from investigations.tools.guardrails import MAX_POINTS_PER_SERIES
 
@@ -252,6 +252,8 @@ class MetricScan:
     left_out: list[str] = field(default_factory=list)  # metrics not read, over the cap
     histograms: list[str] = field(default_factory=list)  # read as HISTOGRAM_QUANTILE
     owners: dict = field(default_factory=dict)  # see pod_owners
+    # The workload labels as the store names them (OpenTelemetry's k8s_pod_name for pod).
+    workload_labels: list[str] = field(default_factory=list)
     newest: float | None = None  # see newest_sample: set when the store is behind
 
 
@@ -761,6 +763,9 @@ async def scan_metrics(
     scan.series_found = len(series)
     scan.truncated = len(series) >= MAX_SERIES_LISTED
     quantiles = histograms(series)
+    held = {name for labels in series for name in labels}
+    # In place, so that the first still names the pod.
+    workload_labels = scan.workload_labels = [held_name(n, held) or n for n in workload_labels]
     scan.owners = pod_owners(series, service_label, workload_labels)
     crediting = (scan.owners, service_label, workload_labels)
     planned, by_pod = credited(series, quantiles, *crediting)

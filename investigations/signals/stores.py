@@ -13,7 +13,8 @@ changed. So each matcher's label is looked up in each store over the scan's time
   for the metric store's cluster, see `settle`). Loki labels streams as its agents do: a Loki fed
   OpenTelemetry (OTLP) names them as it indexes resource attributes, `k8s_namespace_name`
   for `namespace`, and where it holds such a name but not the plain one the scans read it
-  so (OTEL_LOKI_LABELS, unless ROOTLINE_LOKI_LABELS names the label). A Loki that holds
+  so (LOKI_NAMES, unless ROOTLINE_LOKI_LABELS names the label; and the other way round
+  for a scope in OpenTelemetry's names, a Loki fed by Promtail). A Loki that holds
   none of the scope's labels even so is not read at all: read without them, its scans
   would mix every namespace;
 - held with other values only: kept (nothing in scope is there), and said, with some of
@@ -27,25 +28,18 @@ import asyncio
 import difflib
 from dataclasses import dataclass, field
 
-from investigations.scope import LOGS, METRICS, quote
+from investigations.scope import LOGS, METRICS, OTEL_NAMES, quote
 from investigations.telemetry.errors import QueryError, UnexpectedAnswer
 
 HELD, UNSTORED, ELSEWHERE, OTHER = "held", "unstored", "elsewhere", "other"
-# Loki's names for the resource attributes it indexes by default from OpenTelemetry logs
-# (k8s.namespace.name -> k8s_namespace_name), for the labels Prometheus' Kubernetes
-# discovery and kube-state-metrics name otherwise.
-OTEL_LOKI_LABELS = {
-    "cluster": "k8s_cluster_name",
-    "namespace": "k8s_namespace_name",
-    "pod": "k8s_pod_name",
-    "container": "k8s_container_name",
-    "deployment": "k8s_deployment_name",
-    "statefulset": "k8s_statefulset_name",
-    "daemonset": "k8s_daemonset_name",
-    "service": "service_name",
-    "region": "cloud_region",
-    "env": "deployment_environment",
-    "environment": "deployment_environment",
+# Loki's names for the scope's labels besides their own: the OpenTelemetry names of the
+# resource attributes it indexes by default from OTLP (k8s_namespace_name for
+# namespace), and, for a scope in those names (alerts raised on OpenTelemetry's series),
+# the names a log agent such as Promtail or Alloy gives them (the first plain name of
+# each: `env` for deployment_environment).
+LOKI_NAMES = {
+    **{otel: name for name, otel in reversed(OTEL_NAMES.items())},
+    **OTEL_NAMES,
 }
 # Values of a label the store has, quoted where the matcher's is not among them.
 MAX_VALUES_SHOWN = 5
@@ -207,17 +201,17 @@ async def check_store(client, store, matchers, start, end, *, renamed=None):
         check.empty = True
         return check
     if store == LOGS:
-        otel = {
-            name: otel
-            for name, otel in OTEL_LOKI_LABELS.items()
-            if name not in renamed and name not in names and otel in names
+        other = {
+            name: loki
+            for name, loki in LOKI_NAMES.items()
+            if name not in renamed and name not in names and loki in names
         }
-        found = [c for c in checks if c.state == UNSTORED and c.label in otel]
+        found = [c for c in checks if c.state == UNSTORED and c.label in other]
         # Only a scope label found so makes the rest (pods, services) read so too: Loki 3
         # adds `service_name` to every stream, whatever its agent named.
-        check.renamed = otel if found else {}
+        check.renamed = other if found else {}
         for c in found:
-            c.stored_as = otel[c.label]
+            c.stored_as = other[c.label]
         await _look_up(client, found, start, end)
     if store == METRICS:
         external = await external_labels(client)

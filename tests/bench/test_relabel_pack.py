@@ -8,12 +8,20 @@ import json
 import pytest
 from relabel_pack import label_pair, relabel
 
+METRICS = (
+    "# TYPE up gauge\n"
+    'up{namespace="shop",service="db",pod="db-1"} 1 1\n'
+    'edge{namespace="shop",service="db",source_service="web",destination_service="db",'
+    'note="a \\"quoted\\" value"} 2 1\n'
+    "# EOF\n"
+)
+
 
 def write_pack(pack):
     pack.mkdir()
     (pack / "pack.json").write_text(json.dumps({"name": "tiny", "modalities": ["metrics", "logs"]}))
     with gzip.open(pack / "metrics.om.gz", "wt") as out:
-        out.write('# TYPE up gauge\nup{namespace="shop",service="db",pod="db-1"} 1 1\n# EOF\n')
+        out.write(METRICS)
     cases = [
         {
             "id": f"case-{n}",
@@ -60,6 +68,38 @@ def test_the_copy_names_alerts_and_streams_otherwise(tmp_path, loki_names):
         else {"namespace": "shop", "service": "db", "pod": "db-1", "container": "server"}
     )
     assert record == {"labels": expected, "ts_ns": "1", "line": "ERROR lost"}
+
+
+def test_in_opentelemetry_s_names_metrics_and_alerts_are_renamed_too(tmp_path):
+    pack, out = tmp_path / "pack", tmp_path / "out"
+    cases = write_pack(pack)
+
+    relabel(pack, out, {}, otel_metrics=True)
+
+    assert json.loads((out / "pack.json").read_text()) == {
+        "name": "tiny",
+        "modalities": ["metrics", "logs"],
+        "service_label": "service_name",
+    }
+    with gzip.open(out / "metrics.om.gz", "rt") as metrics:
+        assert metrics.read() == (
+            "# TYPE up gauge\n"
+            'up{k8s_namespace_name="shop",service_name="db",k8s_pod_name="db-1",job="db"} 1 1\n'
+            'edge{k8s_namespace_name="shop",service_name="db",source_service="web",'
+            'destination_service="db",note="a \\"quoted\\" value",job="db"} 2 1\n'
+            "# EOF\n"
+        )
+    copied = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    assert copied[0]["alert"]["labels"] == {
+        "alertname": "SLOBurn",
+        "k8s_namespace_name": "shop",
+        "service_name": "web",
+        "job": "web",
+    }
+    assert [(c["id"], c["truth"]) for c in copied] == [(c["id"], c["truth"]) for c in cases]
+    with gzip.open(out / "logs.jsonl.gz", "rt") as logs:  # as Promtail names them
+        [record] = [json.loads(line) for line in logs]
+    assert set(record["labels"]) == {"namespace", "service", "pod", "container"}
 
 
 def test_a_label_must_be_a_name_and_a_value():

@@ -56,6 +56,33 @@ def test_the_service_label_is_the_first_configured_one_present(settings):
     assert (scope.service_label, scope.services) == ("job", ["node-exporter"])
 
 
+def test_alerts_in_opentelemetry_s_names_are_scoped_by_them():
+    # Raised on series Prometheus' OTLP receiver stored: its names for namespace and
+    # service, and `job` set from service.name.
+    alerts = [
+        make_alert("aa01", k8s_namespace_name="shop", service_name="cart", job="cart"),
+        make_alert("aa02", k8s_namespace_name="shop", service_name="pay", job="pay"),
+    ]
+    for alert in alerts:
+        del alert.labels["namespace"]  # make_alert's default
+
+    scope = derive_scope(alerts, NOW)
+
+    assert scope.matchers == {"k8s_namespace_name": "shop"}
+    assert (scope.service_label, scope.services) == ("service_name", ["cart", "pay"])
+
+
+def test_a_configured_label_wins_over_its_opentelemetry_name():
+    alert = make_alert(
+        service="cart", service_name="cart-svc", namespace="shop", k8s_namespace_name="x"
+    )
+
+    scope = derive_scope([alert], NOW)
+
+    assert scope.matchers == {"namespace": "shop"}
+    assert (scope.service_label, scope.services) == ("service", ["cart"])
+
+
 def test_windows_open_before_the_first_alert_and_close_now(settings):
     alerts = [make_alert("aa01", starts_at=T0 + timedelta(minutes=2)), make_alert("aa02")]
 

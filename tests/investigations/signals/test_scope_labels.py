@@ -75,6 +75,16 @@ def only_gap(investigation, store):
     return line
 
 
+def logs_read_in(investigation, log_labels, selector):
+    """Assert that the scope took Loki's names `log_labels` ({scope's: Loki's}) and the
+    log scans read by `selector`; returns the scan_logs step."""
+    assert investigation.scope["log_labels"] == log_labels
+    assert investigation.scope["log_selector"] == selector
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith(selector + " |~")
+    return scan_logs
+
+
 def checked(investigation, store):
     step = investigation.steps.get(tool="check_scope_labels")
     assert (step.agent, step.status) == ("signals", "ok")
@@ -210,16 +220,12 @@ def test_a_loki_fed_opentelemetry_is_read_in_its_names(prometheus_url, settings)
 
     namespace = checked(investigation, "logs")["namespace"]
     assert (namespace["stored_as"], namespace["state"]) == ("k8s_namespace_name", "held")
-    scope = investigation.scope
-    assert scope["log_labels"] == {
-        "namespace": "k8s_namespace_name",
-        "pod": "k8s_pod_name",
-        "service": "service_name",
-    }
-    assert scope["log_selector"] == '{k8s_namespace_name="shop"}'
-    assert "unstored" not in scope
-    scan_logs = investigation.steps.get(tool="scan_logs")
-    assert scan_logs.input["query"].startswith('{k8s_namespace_name="shop"} |~')
+    scan_logs = logs_read_in(
+        investigation,
+        {"namespace": "k8s_namespace_name", "pod": "k8s_pod_name", "service": "service_name"},
+        '{k8s_namespace_name="shop"}',
+    )
+    assert "unstored" not in investigation.scope
     assert scan_logs.output["lines"] == [0, 20]  # shop's, not other's
     [db] = [s for s in investigation.suspects if s["service"] == "db"]
     [errors] = [item for item in db["evidence"] if item["kind"] == "logs"]

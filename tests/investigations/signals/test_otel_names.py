@@ -1,0 +1,153 @@
+"""Telemetry that comes through OpenTelemetry, with nothing configured.
+
+Prometheus' OTLP receiver, with the Kubernetes resource attributes promoted to labels,
+stores `k8s_namespace_name`, `k8s_pod_name` and `service_name` (and sets `job` from
+`service.name`), and alert rules over such series fire with those labels. A real
+Prometheus holds such series for two namespaces: in `shop`, `db` steps up at ONSET while
+`web` (the alerting service) runs on; in `other`, `batch` steps up four times as far then.
+The alerts' namespace must bound the scan, and the pods be told by `k8s_pod_name`. Loki
+is bench/loki_stub.py over HTTP, its streams named by OpenTelemetry or by Promtail.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from loki_stub import LogStore
+from loki_stub import serve as serve_loki
+
+from alerts.models import Alert
+from investigations import runner
+from tests.factories import make_investigation
+from tests.investigations.signals.test_scope_labels import (
+    ALERT,
+    NOW,
+    ONSET,
+    START,
+    error_lines,
+    logs_read_in,
+)
+from tests.realprometheus import prometheus_fixture
+
+# (namespace, service, pod, level before ONSET, level from it)
+WORKLOADS = [
+    ("shop", "db", "db-0", 50, 90),
+    ("shop", "web", "web-7f9c-x1", 50, 50),
+    ("other", "batch", "batch-0", 50, 210),
+]
+
+pytestmark = pytest.mark.django_db
+
+
+def openmetrics():
+    lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
+    for namespace, service, pod, before, after in WORKLOADS:
+        labels = (
+            f'k8s_namespace_name="{namespace}",service_name="{service}",job="{service}",'
+            f'k8s_pod_name="{pod}",instance="{pod}:8080"'
+        )
+        t, n = START, 0
+        while t < NOW + timedelta(minutes=10):
+            level = after if t >= ONSET else before
+            lines.append(f"busy{{{labels}}} {level + n % 3} {t.timestamp():.0f}")
+            t, n = t + timedelta(seconds=15), n + 1
+    return "\n".join([*lines, "# EOF", ""])
+
+
+prometheus_url = prometheus_fixture(openmetrics)
+
+
+def streams(labels):
+    """New errors from the onset on in db's and batch's streams, labelled by
+    `labels(namespace, service, pod)`."""
+    return [
+        entry
+        for namespace, service, pod, _, after in WORKLOADS
+        if after != 50
+        for entry in error_lines(labels(namespace, service, pod))
+    ]
+
+
+def investigate(settings, prometheus_url, loki_url):
+    """An investigation of web's alert, raised on its OpenTelemetry series."""
+    labels = {
+        "alertname": "HighLatency",
+        "k8s_namespace_name": "shop",
+        "service_name": "web",
+        "job": "web",
+        "k8s_pod_name": "web-7f9c-x1",
+    }
+    now = datetime.now(UTC)
+    alert = Alert.objects.create(
+        fingerprint="0e1f2a3b4c5d6e7f",
+        starts_at=ALERT,
+        status="firing",
+        alertname=labels["alertname"],
+        labels=labels,
+        first_seen=now,
+        last_seen=now,
+    )
+    investigation = make_investigation(alert, as_of=NOW)
+    settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus_url, loki_url
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    return investigation
+
+
+def suspected(investigation):
+    """{service: the kinds of its evidence}, of the suspects."""
+    return {s["service"]: {item["kind"] for item in s["evidence"]} for s in investigation.suspects}
+
+
+def test_the_alerts_namespace_bounds_the_scan_in_opentelemetry_s_names(prometheus_url, settings):
+    entries = streams(
+        lambda namespace, service, pod: {
+            "k8s_namespace_name": namespace,
+            "service_name": service,
+            "k8s_pod_name": pod,
+        }
+    )
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url)
+
+    scope = investigation.scope
+    assert scope["matchers"] == {"k8s_namespace_name": "shop"}
+    assert (scope["service_label"], scope["services"]) == ("service_name", ["web"])
+    assert "log_labels" not in scope  # Loki holds the scope's own names
+    step = investigation.steps.get(tool="check_scope_labels")
+    assert step.output_text == (
+        'Prometheus: k8s_namespace_name="shop" held; Loki: k8s_namespace_name="shop" held'
+    )
+    query = investigation.steps.get(tool="scan_metrics").input["query"]
+    assert query == '{k8s_namespace_name="shop"}'
+    assert investigation.steps.get(tool="scan_logs").input["query"].startswith(query + " |~")
+    # db, in its metrics and its logs; nothing of the other namespace.
+    assert investigation.suspects[0]["service"] == "db"
+    found = suspected(investigation)
+    assert found["db"] >= {"metric", "logs"}
+    assert "batch" not in found
+
+
+def test_a_loki_fed_by_promtail_is_read_in_its_own_names(prometheus_url, settings):
+    # Promtail's names, and no service label: only the pod tells whose a stream is.
+    entries = streams(
+        lambda namespace, service, pod: {"namespace": namespace, "pod": pod, "container": "server"}
+    )
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url)
+
+    scan_logs = logs_read_in(
+        investigation,
+        {
+            "k8s_namespace_name": "namespace",
+            "k8s_pod_name": "pod",
+            "k8s_container_name": "container",
+        },
+        '{namespace="shop"}',
+    )
+    assert scan_logs.output["lines"] == [0, 20]  # shop's, not other's
+    # The metric scan's pods (k8s_pod_name) name the streams' services (pod).
+    found = suspected(investigation)
+    assert investigation.suspects[0]["service"] == "db"
+    assert found["db"] >= {"metric", "logs"}
+    assert "batch" not in found
