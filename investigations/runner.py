@@ -23,7 +23,14 @@ from investigations.agents import team
 from investigations.agents.llm import LLM, LLMUnavailable, cost_usd
 from investigations.agents.loop import Budget, Cancelled
 from investigations.models import Investigation, ToolCall
-from investigations.scope import LOGS, METRICS, check_matchers, derive_scope, question_scope
+from investigations.scope import (
+    LOGS,
+    METRICS,
+    check_matchers,
+    derive_scope,
+    held_names,
+    question_scope,
+)
 from investigations.signals.metrics import HISTOGRAM_QUANTILE, MAX_SERIES, STEP_SECONDS, credit
 from investigations.signals.onset import for_state_query, pending_since
 from investigations.signals.report import clock, metric_label, percent, percentile
@@ -203,12 +210,13 @@ def signals_step(investigation, scope):
     evidence_steps: the step number of each scan that ran, by evidence kind)."""
     first_start = alert_start(investigation, scope)
     baseline, incident = scan_windows(first_start, scope)
-    service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     windows = {
         "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
         "incident": [incident[0].isoformat(), incident[1].isoformat()],
     }
     unchecked, read_logs = scope_labels_step(investigation, scope, (baseline[0], incident[1]))
+    unchecked += service_label_step(investigation, scope, (baseline[0], incident[1]))
+    service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     selector = scope.query_selector
     prometheus = PrometheusClient.from_settings()
     loki = LokiClient.from_settings() if read_logs else None
@@ -359,6 +367,58 @@ def scope_labels_step(investigation, scope, window):
     )
     logs = checks.get(LOGS)
     return [gap for c in checks.values() for gap in c.gaps(window)], not (logs and logs.skipped)
+
+
+def service_label_step(investigation, scope, window):
+    """Where no alert (or question) names a service, the label that names services in the
+    metric store: the first of ROOTLINE_SERVICE_LABELS (each under its OpenTelemetry name
+    too) that its series in scope hold over `window`, so that a store labelled by `app` is
+    scanned by `app`. Saves it in the scope; returns the report's "Not checked" lines."""
+    prometheus = PrometheusClient.from_settings()
+    if scope.service_label or not prometheus:
+        return []
+    match = scope.selector if scope.stored_matchers(METRICS) else None
+    call = ToolCall.start(
+        investigation,
+        ToolCall.Agent.SIGNALS,
+        "find_service_label",
+        {
+            "labels": settings.ROOTLINE_SERVICE_LABELS,
+            **({"match": match} if match else {}),
+            "window": [t.isoformat() for t in window],
+        },
+    )
+
+    async def names():
+        async with prometheus:
+            return await prometheus.labels(*window, match=[match] if match else None)
+
+    try:
+        held = asyncio.run(names())
+    except (TelemetryError, OSError) as exc:  # the scan reads as before, and says it
+        call.end(error=str(exc))
+        return []
+    found = held_names(settings.ROOTLINE_SERVICE_LABELS, held)
+    if not found:
+        where = f"under {match}" if match else "in the store"
+        wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
+        call.end(
+            output={"service_label": None},
+            output_text=f"Prometheus: no series {where} has {wanted}",
+        )
+        return [
+            f"{METRICS}: no series {where} has a label that names a service ({wanted}, nor "
+            "their OpenTelemetry names), so no change could be told to be a service's: "
+            "ROOTLINE_SERVICE_LABELS names such labels"
+        ]
+    scope.service_label = found[0]
+    investigation.scope = scope.as_dict()
+    investigation.save(update_fields=["scope"])
+    call.end(
+        output={"service_label": found[0]},
+        output_text=f"Prometheus names services by {found[0]}",
+    )
+    return []
 
 
 def _metric_gaps(scan, end):

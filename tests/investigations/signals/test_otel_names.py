@@ -17,6 +17,7 @@ from loki_stub import serve as serve_loki
 
 from alerts.models import Alert
 from investigations import runner
+from investigations.models import Investigation
 from tests.factories import make_investigation
 from tests.investigations.signals.test_scope_labels import (
     ALERT,
@@ -151,3 +152,42 @@ def test_a_loki_fed_by_promtail_is_read_in_its_own_names(prometheus_url, setting
     assert investigation.suspects[0]["service"] == "db"
     assert found["db"] >= {"metric", "logs"}
     assert "batch" not in found
+
+
+def ask(settings, prometheus_url, matchers):
+    """An investigation of a question about `matchers`, from ONSET on."""
+    settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus_url, ""
+    investigation = Investigation.open_question("What changed?", matchers, ONSET, NOW)
+    runner.run(investigation.pk)
+    investigation.refresh_from_db()
+    assert investigation.status == "completed", investigation.error
+    return investigation
+
+
+def test_a_question_naming_no_service_is_scanned_by_the_store_s_service_label(
+    prometheus_url, settings
+):
+    investigation = ask(settings, prometheus_url, {"k8s_namespace_name": "shop"})
+
+    assert investigation.suspects[0]["service"] == "db"
+    assert "batch" not in suspected(investigation)
+    assert investigation.scope["service_label"] == "service_name"
+    step = investigation.steps.get(tool="find_service_label")
+    assert step.input["match"] == '{k8s_namespace_name="shop"}'
+    assert step.output_text == "Prometheus names services by service_name"
+
+
+def test_a_store_with_none_of_the_service_labels_is_said(prometheus_url, settings):
+    settings.ROOTLINE_SERVICE_LABELS = ["app", "container"]
+
+    investigation = ask(settings, prometheus_url, {"k8s_namespace_name": "shop"})
+
+    step = investigation.steps.get(tool="find_service_label")
+    assert step.output == {"service_label": None}
+    assert investigation.scope["service_label"] is None
+    assert investigation.suspects == []
+    gap = (
+        'metrics: no series under {k8s_namespace_name="shop"} has a label that names a '
+        "service (app, container, nor their OpenTelemetry names)"
+    )
+    assert any(line.startswith(gap) for line in investigation.report["unchecked"])
