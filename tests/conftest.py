@@ -7,9 +7,20 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
 
+from investigations.telemetry import clear_cache
 from tests.processes import Process, database_url
 
 WEBHOOK_URL = "/webhooks/alertmanager"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with no cached telemetry answers. The cache is per process and
+    keyed by URL: a test's Loki or Prometheus may get the port an earlier test's had, and
+    with the same windows asked the same question, be answered with the other's data."""
+    clear_cache()
+    yield
+    clear_cache()
 
 
 @pytest.fixture(autouse=True, scope="session")
