@@ -215,7 +215,8 @@ def signals_step(investigation, scope):
         "incident": [incident[0].isoformat(), incident[1].isoformat()],
     }
     unchecked, read_logs = scope_labels_step(investigation, scope, (baseline[0], incident[1]))
-    unchecked += service_label_step(investigation, scope, (baseline[0], incident[1]))
+    gaps, read = service_label_step(investigation, scope, (baseline[0], incident[1]))
+    unchecked, read_logs = unchecked + gaps, read_logs and read
     service_label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
     selector = scope.query_selector
     prometheus = PrometheusClient.from_settings()
@@ -370,55 +371,96 @@ def scope_labels_step(investigation, scope, window):
 
 
 def service_label_step(investigation, scope, window):
-    """Where no alert (or question) names a service, the label that names services in the
-    metric store: the first of ROOTLINE_SERVICE_LABELS (each under its OpenTelemetry name
-    too) that its series in scope hold over `window`, so that a store labelled by `app` is
-    scanned by `app`. Saves it in the scope; returns the report's "Not checked" lines."""
-    prometheus = PrometheusClient.from_settings()
-    if scope.service_label or not prometheus:
-        return []
+    """The labels that name services, where the scope leaves them open, looked up over
+    `window`; saves the scope and returns (the report's "Not checked" lines, whether Loki
+    is to be read).
+
+    - metrics: where no alert (or question) names a service, the first of
+      ROOTLINE_SERVICE_LABELS (each under its OpenTelemetry name too) that the series in
+      scope hold, so that a store labelled by `app` is scanned by `app`;
+    - logs: where no label bounds the scope, Loki's selector is every stream with a
+      service label (Scope.log_selector); where Loki holds no stream with it (alerts on
+      `job` and a Loki fed through OpenTelemetry, which names services `service_name`),
+      the first of those labels it holds names the services in Loki instead, and with
+      none Loki is not read: such a selector would match nothing, and say nothing.
+    """
+    clients = {METRICS: PrometheusClient.from_settings(), LOGS: LokiClient.from_settings()}
+    if scope.service_label:
+        clients[METRICS] = None
+    if scope.matchers:
+        clients[LOGS] = None
+    clients = {store: client for store, client in clients.items() if client}
+    if not clients:
+        return [], True
     match = scope.selector if scope.stored_matchers(METRICS) else None
     call = ToolCall.start(
         investigation,
         ToolCall.Agent.SIGNALS,
         "find_service_label",
         {
+            "stores": list(clients),
             "labels": settings.ROOTLINE_SERVICE_LABELS,
-            **({"match": match} if match else {}),
+            **({"match": match} if match and METRICS in clients else {}),
             "window": [t.isoformat() for t in window],
         },
     )
 
-    async def names():
-        async with prometheus:
-            return await prometheus.labels(*window, match=[match] if match else None)
+    async def names(store):
+        async with clients[store] as client:
+            if store == METRICS:
+                return await client.labels(*window, match=[match] if match else None)
+            return await client.labels(*window)
 
-    try:
-        held = asyncio.run(names())
-    except (TelemetryError, OSError) as exc:  # the scan reads as before, and says it
-        call.end(error=str(exc))
-        return []
-    found = held_names(settings.ROOTLINE_SERVICE_LABELS, held)
-    if not found:
-        where = f"under {match}" if match else "in the store"
-        wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
-        call.end(
-            output={"service_label": None},
-            output_text=f"Prometheus: no series {where} has {wanted}",
-        )
-        return [
-            f"{METRICS}: no series {where} has a label that names a service ({wanted}, nor "
-            "their OpenTelemetry names), so no change could be told to be a service's: "
-            "ROOTLINE_SERVICE_LABELS names such labels"
-        ]
-    scope.service_label = found[0]
+    wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
+    output, said, gaps, read_logs = {}, [], [], True
+    for store in clients:
+        backend = "Prometheus" if store == METRICS else "Loki"
+        try:
+            held = asyncio.run(names(store))
+        except (TelemetryError, OSError) as exc:  # the scans read as before, and say it
+            output[store] = {"error": str(exc)}
+            said.append(f"{backend}: could not check ({exc})")
+            continue
+        found = held_names(settings.ROOTLINE_SERVICE_LABELS, held)
+        if store == METRICS:
+            where = f"under {match}" if match else "in the store"
+            if found:
+                scope.service_label = found[0]
+                said.append(f"Prometheus names services by {found[0]}")
+            else:
+                said.append(f"Prometheus: no series {where} has {wanted}")
+                gaps.append(
+                    f"{METRICS}: no series {where} has a label that names a service "
+                    f"({wanted}, nor their OpenTelemetry names), so no change could be told "
+                    "to be a service's: ROOTLINE_SERVICE_LABELS names such labels"
+                )
+            output[store] = {"service_label": found[0] if found else None}
+            continue
+        label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
+        named = scope.loki_labels.get(label, label)
+        if named in held or not held:  # with nothing at all there, nothing is missing
+            said.append(f"Loki names services by {named}" if held else "Loki: holds nothing")
+        elif found:
+            scope.log_labels = {**scope.log_labels, label: found[0]}
+            said.append(f"Loki: no stream has {named}: services named by {found[0]}")
+            named = found[0]
+        else:
+            read_logs = False
+            said.append(f"Loki: no stream has {named}, nor {wanted}: not read")
+            gaps.append(
+                f"{LOGS}: Loki holds no stream with {named} or any other label that names "
+                f"a service ({wanted}, nor their OpenTelemetry names), and no label bounds "
+                "the scope, so its streams were not read: ROOTLINE_LOKI_LABELS maps a label "
+                "to Loki's name for it"
+            )
+        output[store] = {"service_label": named if read_logs else None}
+    if all("error" in answer for answer in output.values()):
+        call.end(error="; ".join(said))
+        return [], True
     investigation.scope = scope.as_dict()
     investigation.save(update_fields=["scope"])
-    call.end(
-        output={"service_label": found[0]},
-        output_text=f"Prometheus names services by {found[0]}",
-    )
-    return []
+    call.end(output=output, output_text="; ".join(said))
+    return gaps, read_logs
 
 
 def _metric_gaps(scan, end):

@@ -68,15 +68,18 @@ def streams(labels):
     ]
 
 
-def investigate(settings, prometheus_url, loki_url):
-    """An investigation of web's alert, raised on its OpenTelemetry series."""
-    labels = {
-        "alertname": "HighLatency",
-        "k8s_namespace_name": "shop",
-        "service_name": "web",
-        "job": "web",
-        "k8s_pod_name": "web-7f9c-x1",
-    }
+# web's alert, raised on its OpenTelemetry series.
+WEB_ALERT = {
+    "alertname": "HighLatency",
+    "k8s_namespace_name": "shop",
+    "service_name": "web",
+    "job": "web",
+    "k8s_pod_name": "web-7f9c-x1",
+}
+
+
+def investigate(settings, prometheus_url, loki_url, labels=WEB_ALERT):
+    """An investigation of an alert with `labels`."""
     now = datetime.now(UTC)
     alert = Alert.objects.create(
         fingerprint="0e1f2a3b4c5d6e7f",
@@ -183,7 +186,7 @@ def test_a_store_with_none_of_the_service_labels_is_said(prometheus_url, setting
     investigation = ask(settings, prometheus_url, {"k8s_namespace_name": "shop"})
 
     step = investigation.steps.get(tool="find_service_label")
-    assert step.output == {"service_label": None}
+    assert step.output == {"metrics": {"service_label": None}}
     assert investigation.scope["service_label"] is None
     assert investigation.suspects == []
     gap = (
@@ -191,3 +194,43 @@ def test_a_store_with_none_of_the_service_labels_is_said(prometheus_url, setting
         "service (app, container, nor their OpenTelemetry names)"
     )
     assert any(line.startswith(gap) for line in investigation.report["unchecked"])
+
+
+# An alert that names no namespace: only the target, as on Prometheus' own `job` and
+# `instance` (a target outside Kubernetes, or OTLP with no attribute promoted to a label).
+JOB_ALERT = {"alertname": "HighLatency", "job": "web", "instance": "web-7f9c-x1:8080"}
+
+
+def test_with_nothing_to_bound_it_loki_is_read_by_a_service_label_it_holds(
+    prometheus_url, settings
+):
+    # Loki, fed through OpenTelemetry, has no `job`: it names services service_name.
+    entries = streams(
+        lambda namespace, service, pod: {"k8s_namespace_name": namespace, "service_name": service}
+    )
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url, JOB_ALERT)
+
+    assert investigation.scope["matchers"] == {}
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith('{service_name=~".+"} |~')
+    assert scan_logs.output["lines"] == [0, 40]  # every namespace's: nothing bounds it
+    assert {"metric", "logs"} <= suspected(investigation)["db"]
+    assert investigation.scope["log_labels"] == {"job": "service_name"}
+    step = investigation.steps.get(tool="find_service_label")
+    assert step.output == {"logs": {"service_label": "service_name"}}
+    assert step.output_text == "Loki: no stream has job: services named by service_name"
+
+
+def test_a_loki_with_no_service_label_is_not_read_and_said(prometheus_url, settings):
+    entries = error_lines({"filename": "/var/log/db.log"})
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate(settings, prometheus_url, loki.url, JOB_ALERT)
+
+    assert not investigation.steps.filter(tool__in=["scan_logs", "scan_paths"]).exists()
+    step = investigation.steps.get(tool="find_service_label")
+    assert step.output == {"logs": {"service_label": None}}
+    [gap] = [line for line in investigation.report["unchecked"] if line.startswith("logs")]
+    assert gap.startswith("logs: Loki holds no stream with job or any other label that names")
+    assert "ROOTLINE_LOKI_LABELS" in gap
+    assert investigation.suspects  # the metrics are read as ever
