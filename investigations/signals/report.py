@@ -53,10 +53,11 @@ def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None)
     top = suspects[0]
     level = confidence(suspects)
     reason = _describe(top)
+    where = top.service  # an alert that names no service, or a question
     if top.service in alerting_services:
         where = f"{top.service}, the alerting service itself"
-    else:
-        where = f"{top.service} (the alert fired on {', '.join(sorted(alerting_services)) or '?'})"
+    elif alerting_services:
+        where = f"{top.service} (the alert fired on {', '.join(sorted(alerting_services))})"
     summary = f"Most likely root cause: {where}. {reason}"
     report = {
         "source": "signals",
@@ -304,7 +305,7 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
                 "(deleted, evicted, crash-looping, scaled to zero) and that Prometheus still "
                 "scrapes them (their targets' `up`)."
             )
-        if top.service not in alerting_services:
+        if alerting_services and top.service not in alerting_services:
             steps.append(
                 f"Confirm that {', '.join(sorted(alerting_services))} depends on {top.service} "
                 "(its calls to it fail or slow down)."

@@ -257,6 +257,21 @@ def test_the_signals_only_report_names_the_cause_and_what_next():
     assert "ceiling" not in text  # nothing saturated
 
 
+def test_without_an_alerting_service_the_report_names_none():
+    # An alert that names no service, or a question: nothing to tell the cause apart from.
+    suspects = rank_suspects(
+        [SeriesScore("busy", {"service": "db"}, 40.0, 1, INCIDENT.timestamp(), 50.0, 90.0)],
+        {},
+        "service",
+    )
+
+    report, text = build_report(suspects, alerting_services=set(), unchecked=[])
+
+    assert report["summary"].startswith("Most likely root cause: db. ")
+    assert "fired on" not in text
+    assert "Confirm that" not in text
+
+
 def test_the_report_quotes_the_template_and_the_step_but_not_in_its_summary():
     # orders-db fails with a new error (and its usual one surged); cart stops answering
     # a step of its requests. The list of suspects quotes both, with the secret in the
