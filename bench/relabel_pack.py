@@ -2,12 +2,14 @@
 to measure the signal scan where the stores do not hold the alerts' labels as they are.
 
     .venv/bin/python bench/relabel_pack.py PACK_DIR OUT_DIR [--alert-label cluster=eu1]
-        [--loki-names] [--otel-metrics]
+        [--drop-alert-label namespace] [--loki-names] [--otel-metrics]
     .venv/bin/python bench/rca_accuracy.py OUT_DIR
 
 `--alert-label NAME=VALUE` (repeatable) adds a label to every case's alert and to nothing
 else: a Prometheus server's external labels, which Alertmanager receives on each alert but
-the server's own series lack. `--loki-names` renames the labels of the log streams as Loki
+the server's own series lack. `--drop-alert-label NAME` (repeatable) takes a label from
+every case's alert, as the copy names it: a rule that aggregates it away, or a target
+outside Kubernetes. `--loki-names` renames the labels of the log streams as Loki
 names the resource attributes it indexes from OpenTelemetry logs (`namespace` ->
 `k8s_namespace_name`, `service` -> `service_name`, `pod` -> `k8s_pod_name`, `container` ->
 `k8s_container_name`). `--otel-metrics` names the metrics and the alerts so, as a
@@ -15,8 +17,7 @@ deployment whose metrics come through OpenTelemetry stores them: Prometheus' OTL
 receiver with those attributes promoted to labels, `job` set from `service.name`, and
 alert rules over such series. Both options together: everything through OpenTelemetry;
 `--otel-metrics` alone: logs still shipped by Promtail. What is not renamed is linked,
-not copied. The true
-root causes are the pack's: only names change.
+not copied. The true root causes are the pack's: only names change.
 """
 
 import argparse
@@ -35,10 +36,11 @@ LOKI_NAMES = {
 OM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def relabel(pack, out, alert_labels, loki_names=False, otel_metrics=False):
+def relabel(pack, out, alert_labels, loki_names=False, otel_metrics=False, dropped=()):
     """Write `pack`'s copy to `out` (Paths): alerts with `alert_labels` ({name: value})
-    added, log streams renamed to LOKI_NAMES when `loki_names`, and the metrics' and
-    alerts' labels as otel_labels names them when `otel_metrics`."""
+    added and the labels `dropped` (names, as the copy names them) taken out, log streams
+    renamed to LOKI_NAMES when `loki_names`, and the metrics' and alerts' labels as
+    otel_labels names them when `otel_metrics`."""
     out.mkdir(parents=True, exist_ok=True)
     linked = ["pack.json", "metrics.om.gz"] if not otel_metrics else []
     for name in ("pack.json", "metrics.om.gz"):
@@ -61,6 +63,8 @@ def relabel(pack, out, alert_labels, loki_names=False, otel_metrics=False):
             labels = case["alert"]["labels"]
             case["alert"]["labels"] = {**(otel_labels(labels) if otel_metrics else labels)}
             case["alert"]["labels"].update(alert_labels)
+            for name in dropped:
+                case["alert"]["labels"].pop(name, None)
             target.write(json.dumps(case) + "\n")
     logs = pack / "logs.jsonl.gz"
     if not logs.exists():
@@ -106,12 +110,20 @@ def main():
     parser.add_argument(
         "--alert-label", type=label_pair, action="append", default=[], metavar="NAME=VALUE"
     )
+    parser.add_argument("--drop-alert-label", action="append", default=[], metavar="NAME")
     parser.add_argument("--loki-names", action="store_true")
     parser.add_argument("--otel-metrics", action="store_true")
     args = parser.parse_args()
     if args.out.resolve() == args.pack.resolve():
         parser.error("OUT_DIR must not be the pack itself")
-    relabel(args.pack, args.out, dict(args.alert_label), args.loki_names, args.otel_metrics)
+    relabel(
+        args.pack,
+        args.out,
+        dict(args.alert_label),
+        args.loki_names,
+        args.otel_metrics,
+        args.drop_alert_label,
+    )
 
 
 if __name__ == "__main__":
