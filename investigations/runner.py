@@ -317,8 +317,7 @@ def scope_labels_step(investigation, scope, window):
     out of a store's selectors those it holds nothing with; saves the scope. Returns the
     report's "Not checked" lines and whether Loki is to be read. A store that cannot be
     asked is read as the scope says (its scan says what failed)."""
-    clients = {METRICS: PrometheusClient.from_settings(), LOGS: LokiClient.from_settings()}
-    clients = {store: client for store, client in clients.items() if client}
+    clients = _signal_clients()
     if not scope.matchers or not clients:
         return [], True
     call = ToolCall.start(
@@ -328,23 +327,12 @@ def scope_labels_step(investigation, scope, window):
         {"matchers": scope.matchers, "window": [t.isoformat() for t in window]},
     )
     renamed = {LOGS: settings.ROOTLINE_LOKI_LABELS}
-
-    async def check():
-        async with AsyncExitStack() as stack:
-            for client in clients.values():
-                await stack.enter_async_context(client)
-            return await asyncio.gather(
-                *(
-                    _guarded(
-                        check_store(
-                            client, store, scope.matchers, *window, renamed=renamed.get(store)
-                        )
-                    )
-                    for store, client in clients.items()
-                )
-            )
-
-    checks = dict(zip(clients, asyncio.run(check()), strict=True))
+    checks = _per_store(
+        clients,
+        lambda store, client: check_store(
+            client, store, scope.matchers, *window, renamed=renamed.get(store)
+        ),
+    )
     failed = {store: c for store, c in checks.items() if isinstance(c, Exception)}
     checks = {store: c for store, c in checks.items() if store not in failed}
     if not checks:
@@ -384,12 +372,11 @@ def service_label_step(investigation, scope, window):
       the first of those labels it holds names the services in Loki instead, and with
       none Loki is not read: such a selector would match nothing, and say nothing.
     """
-    clients = {METRICS: PrometheusClient.from_settings(), LOGS: LokiClient.from_settings()}
+    clients = _signal_clients()
     if scope.service_label:
-        clients[METRICS] = None
+        clients.pop(METRICS, None)
     if scope.matchers:
-        clients[LOGS] = None
-    clients = {store: client for store, client in clients.items() if client}
+        clients.pop(LOGS, None)
     if not clients:
         return [], True
     match = scope.selector if scope.stored_matchers(METRICS) else None
@@ -405,55 +392,27 @@ def service_label_step(investigation, scope, window):
         },
     )
 
-    async def names(store):
-        async with clients[store] as client:
-            if store == METRICS:
-                return await client.labels(*window, match=[match] if match else None)
-            return await client.labels(*window)
+    def names(store, client):
+        if store == METRICS:
+            return client.labels(*window, match=[match] if match else None)
+        return client.labels(*window)
 
-    wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
+    answers = _per_store(clients, names)
     output, said, gaps, read_logs = {}, [], [], True
-    for store in clients:
-        backend = "Prometheus" if store == METRICS else "Loki"
-        try:
-            held = asyncio.run(names(store))
-        except (TelemetryError, OSError) as exc:  # the scans read as before, and say it
-            output[store] = {"error": str(exc)}
-            said.append(f"{backend}: could not check ({exc})")
+    for store, held in answers.items():  # the metric store first: it names the label
+        if isinstance(held, Exception):  # the scans read as before, and say it
+            output[store] = {"error": str(held)}
+            said.append(f"{clients[store].config.name}: could not check ({held})")
             continue
         found = held_names(settings.ROOTLINE_SERVICE_LABELS, held)
         if store == METRICS:
-            where = f"under {match}" if match else "in the store"
-            if found:
-                scope.service_label = found[0]
-                said.append(f"Prometheus names services by {found[0]}")
-            else:
-                said.append(f"Prometheus: no series {where} has {wanted}")
-                gaps.append(
-                    f"{METRICS}: no series {where} has a label that names a service "
-                    f"({wanted}, nor their OpenTelemetry names), so no change could be told "
-                    "to be a service's: ROOTLINE_SERVICE_LABELS names such labels"
-                )
-            output[store] = {"service_label": found[0] if found else None}
-            continue
-        label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
-        named = scope.loki_labels.get(label, label)
-        if named in held or not held:  # with nothing at all there, nothing is missing
-            said.append(f"Loki names services by {named}" if held else "Loki: holds nothing")
-        elif found:
-            scope.log_labels = {**scope.log_labels, label: found[0]}
-            said.append(f"Loki: no stream has {named}: services named by {found[0]}")
-            named = found[0]
+            label, line, gap = _metric_service_label(scope, found, match)
         else:
-            read_logs = False
-            said.append(f"Loki: no stream has {named}, nor {wanted}: not read")
-            gaps.append(
-                f"{LOGS}: Loki holds no stream with {named} or any other label that names "
-                f"a service ({wanted}, nor their OpenTelemetry names), and no label bounds "
-                "the scope, so its streams were not read: ROOTLINE_LOKI_LABELS maps a label "
-                "to Loki's name for it"
-            )
-        output[store] = {"service_label": named if read_logs else None}
+            label, line, gap = _log_service_label(scope, held, found)
+            read_logs = label is not None
+        output[store] = {"service_label": label}
+        said.append(line)
+        gaps += gap
     if all("error" in answer for answer in output.values()):
         call.end(error="; ".join(said))
         return [], True
@@ -461,6 +420,65 @@ def service_label_step(investigation, scope, window):
     investigation.save(update_fields=["scope"])
     call.end(output=output, output_text="; ".join(said))
     return gaps, read_logs
+
+
+def _metric_service_label(scope, found, match):
+    """(the label that names services in the metric store, or None; the timeline's line;
+    the report's gaps), `found` the service labels its series under `match` hold; sets
+    the scope's service label."""
+    where = f"under {match}" if match else "in the store"
+    wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
+    if found:
+        scope.service_label = found[0]
+        return found[0], f"Prometheus names services by {found[0]}", []
+    gap = (
+        f"{METRICS}: no series {where} has a label that names a service ({wanted}, nor their "
+        "OpenTelemetry names), so no change could be told to be a service's: "
+        "ROOTLINE_SERVICE_LABELS names such labels"
+    )
+    return None, f"Prometheus: no series {where} has {wanted}", [gap]
+
+
+def _log_service_label(scope, held, found):
+    """As _metric_service_label, for Loki, whose label names are `held`: the scope's
+    service label as Loki names it, else the first service label it holds (saved in the
+    scope's log_labels), else None: Loki is not read."""
+    wanted = ", ".join(settings.ROOTLINE_SERVICE_LABELS)
+    label = scope.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
+    named = scope.loki_labels.get(label, label)
+    if named in held or not held:  # with nothing at all there, nothing is missing
+        return named, f"Loki names services by {named}" if held else "Loki: holds nothing", []
+    if found:
+        scope.log_labels = {**scope.log_labels, label: found[0]}
+        return found[0], f"Loki: no stream has {named}: services named by {found[0]}", []
+    gap = (
+        f"{LOGS}: Loki holds no stream with {named} or any other label that names a service "
+        f"({wanted}, nor their OpenTelemetry names), and no label bounds the scope, so its "
+        "streams were not read: ROOTLINE_LOKI_LABELS maps a label to Loki's name for it"
+    )
+    return None, f"Loki: no stream has {named}, nor {wanted}: not read", [gap]
+
+
+def _signal_clients():
+    """{store: its client}, of the stores configured (METRICS: Prometheus, LOGS: Loki)."""
+    clients = {METRICS: PrometheusClient.from_settings(), LOGS: LokiClient.from_settings()}
+    return {store: client for store, client in clients.items() if client}
+
+
+def _per_store(clients, work):
+    """{store: what `work(store, client)` gave, or the telemetry failure that stopped it}
+    for each of `clients` ({store: client}), at once, with every client open; `work`
+    returns an awaitable."""
+
+    async def run():
+        async with AsyncExitStack() as stack:
+            for client in clients.values():
+                await stack.enter_async_context(client)
+            return await asyncio.gather(
+                *(_guarded(work(store, client)) for store, client in clients.items())
+            )
+
+    return dict(zip(clients, asyncio.run(run()), strict=True))
 
 
 def _metric_gaps(scan, end):
