@@ -11,7 +11,9 @@ T0 = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 
 
 def make_alert(fingerprint="a1b2c3d4e5f60718", starts_at=T0, status="firing", **labels):
+    """An alert with `labels`; a default label given as None is left out."""
     labels = {"alertname": "HighErrorRate", "namespace": "production", **labels}
+    labels = {k: v for k, v in labels.items() if v is not None}
     now = timezone.now()
     return Alert.objects.create(
         fingerprint=fingerprint,

@@ -60,11 +60,13 @@ def test_alerts_in_opentelemetry_s_names_are_scoped_by_them():
     # Raised on series Prometheus' OTLP receiver stored: its names for namespace and
     # service, and `job` set from service.name.
     alerts = [
-        make_alert("aa01", k8s_namespace_name="shop", service_name="cart", job="cart"),
-        make_alert("aa02", k8s_namespace_name="shop", service_name="pay", job="pay"),
+        make_alert(
+            "aa01", namespace=None, k8s_namespace_name="shop", service_name="cart", job="cart"
+        ),
+        make_alert(
+            "aa02", namespace=None, k8s_namespace_name="shop", service_name="pay", job="pay"
+        ),
     ]
-    for alert in alerts:
-        del alert.labels["namespace"]  # make_alert's default
 
     scope = derive_scope(alerts, NOW)
 

@@ -9,24 +9,22 @@ The alerts' namespace must bound the scan, and the pods be told by `k8s_pod_name
 is bench/loki_stub.py over HTTP, its streams named by OpenTelemetry or by Promtail.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from loki_stub import LogStore
 from loki_stub import serve as serve_loki
 
-from alerts.models import Alert
 from investigations import runner
 from investigations.models import Investigation
-from tests.factories import make_investigation
 from tests.investigations.signals.test_scope_labels import (
-    ALERT,
     NOW,
     ONSET,
     START,
     error_lines,
     logs_read_in,
 )
+from tests.investigations.signals.test_scope_labels import investigate as investigate_alert
 from tests.realprometheus import prometheus_fixture
 
 # (namespace, service, pod, level before ONSET, level from it)
@@ -79,23 +77,11 @@ WEB_ALERT = {
 
 
 def investigate(settings, prometheus_url, loki_url, labels=WEB_ALERT):
-    """An investigation of an alert with `labels`."""
-    now = datetime.now(UTC)
-    alert = Alert.objects.create(
-        fingerprint="0e1f2a3b4c5d6e7f",
-        starts_at=ALERT,
-        status="firing",
-        alertname=labels["alertname"],
-        labels=labels,
-        first_seen=now,
-        last_seen=now,
+    """An investigation of an alert with `labels` and no other (no plain namespace or
+    service), as test_scope_labels runs them."""
+    return investigate_alert(
+        settings, prometheus_url, loki_url, namespace=None, service=None, **labels
     )
-    investigation = make_investigation(alert, as_of=NOW)
-    settings.ROOTLINE_PROMETHEUS_URL, settings.ROOTLINE_LOKI_URL = prometheus_url, loki_url
-    runner.run(investigation.pk)
-    investigation.refresh_from_db()
-    assert investigation.status == "completed", investigation.error
-    return investigation
 
 
 def suspected(investigation):
