@@ -287,6 +287,7 @@ def signals_step(investigation, scope):
             services_in_scope=scope.services,
             service_paths=service_paths,
             alert_start=first_start.timestamp() if first_start else None,
+            alerting_services=scope.services,
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (

@@ -13,18 +13,21 @@ import math
 import re
 from datetime import UTC, datetime
 
-from investigations.signals.metrics import full_scale
-from investigations.signals.suspects import MAX_PODS_NAMED
+from investigations.signals.metrics import CHANGE_SIGMAS, full_scale
+from investigations.signals.suspects import ALERT_WEIGHT, MAX_PODS_NAMED
 
 MAX_SUSPECTS_REPORTED = 5
 
 
 def confidence(suspects):
-    """0..1: the top suspect's share of the top two scores, 0 with no evidence."""
+    """0..1: the top suspect's share of the top two scores, 0 with no evidence. The alert
+    as the evidence left (suspects.py) puts a suspect first but is no change found: the
+    shares are of what changed."""
     if not suspects or suspects[0].score <= 0:
         return 0.0
-    second = suspects[1].score if len(suspects) > 1 else 0.0
-    return round(suspects[0].score / (suspects[0].score + second), 2)
+    changed = [s.score - ALERT_WEIGHT * s.alert_score for s in suspects[:2]] + [0.0]
+    top, second = changed[:2]
+    return round(top / (top + second), 2) if top > 0 else 0.0
 
 
 def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None):
@@ -84,7 +87,15 @@ def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None)
 def _describe(suspect):
     parts = []
     for item in suspect.evidence[:3]:
-        if item["kind"] == "metric":
+        if item["kind"] == "alert":
+            parts.append(
+                "No service in scope changed clearly (no series by "
+                f"{CHANGE_SIGMAS:.0f} robust deviations or more, no error-like lines or "
+                "requests that surged, nothing saturated, stopped or replaced), so the alert "
+                "is the evidence left, and it fired here"
+                + ("" if item["services"] == 1 else f" and on {item['services'] - 1} more")
+            )
+        elif item["kind"] == "metric":
             series = _series_name(item)
             when = f" from {clock(item['onset'])}" if item.get("onset") else ""
             if item.get("restarted") is not None:
@@ -237,6 +248,8 @@ def evidence_gist(item):
         text += ", saturated" if item.get("saturated") is not None else ""
         text += ", all its series" if item.get("aggregated") else ""
         text += ", then stopped" if item.get("stopped") is not None else ""
+    elif kind == "alert":
+        text = "the alert fired here; nothing changed clearly"
     elif kind == "silence":
         text = f"stopped reporting ({_count(item['series'], 'series', 'series')})"
     elif kind == "rollout":
@@ -304,6 +317,12 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
                 f"{top.service} stopped reporting its metrics: check that its pods are running "
                 "(deleted, evicted, crash-looping, scaled to zero) and that Prometheus still "
                 "scrapes them (their targets' `up`)."
+            )
+        if top.alert_score:
+            steps.append(
+                "Nothing the scan reads changed clearly: look where it does not read, "
+                f"{top.service}'s own errors and traces, and what it depends on outside the "
+                "scope (a database, an external API, DNS, certificates)."
             )
         if alerting_services and top.service not in alerting_services:
             steps.append(

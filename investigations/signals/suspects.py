@@ -40,6 +40,16 @@ one does not outrank a service whose values changed most; a new version that fai
 in its new pods' series as well, judged against the old pods' baseline, and then leads.
 Ties go to the earliest change: a fault shows first where it is.
 
+Where nothing changed clearly (no series by CHANGE_SIGMAS, no error-like lines, requests,
+saturation, silence or rollout) but the scan did read something, the alert is the only
+evidence left, and it is on the alerting service: `alert` counts there as much as a change
+at CHANGE_SIGMAS would (a share of it where the alert names several services), so the
+search starts where users feel the incident, not at the service whose noise happened to be
+loudest. An alert fires because the alerting service's own symptom crossed its threshold;
+that symptom is often not among the series in scope (a probe, a rule over a recording, a
+load balancer's), and changes below the scan's own threshold rank services by chance
+(measured on the case packs: docs/BENCHMARKS.md).
+
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
 LATE_WEIGHT (a minute of slack for clocks and rule evaluation; weak evidence, not none),
@@ -68,6 +78,8 @@ PATH_WEIGHT = 2.0
 SATURATION_WEIGHT = 1.0
 SILENCE_WEIGHT = 2.0
 ROLLOUT_WEIGHT = 0.5
+# The alert as the evidence of last resort: as much as a change at CHANGE_SIGMAS scores.
+ALERT_WEIGHT = CHANGE_SIGMAS / METRIC_SCALE_FLOOR
 LATE_AFTER = 60
 LATE_WEIGHT = 0.1
 
@@ -82,6 +94,7 @@ class Suspect:
     saturation_score: float = 0.0
     silence_score: float = 0.0
     rollout_score: float = 0.0
+    alert_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
 
@@ -95,6 +108,7 @@ class Suspect:
             "saturation_score": round(self.saturation_score, 3),
             "silence_score": round(self.silence_score, 3),
             "rollout_score": round(self.rollout_score, 3),
+            "alert_score": round(self.alert_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
         }
@@ -107,10 +121,12 @@ def rank_suspects(
     services_in_scope=(),
     service_paths=None,
     alert_start=None,
+    alerting_services=(),
 ):
     """Suspects, best first, from SeriesScores (metrics.py), ServiceLogs (logs.py) and
     ServicePaths (paths.py); `alert_start` (unix seconds) is when the first alert fired,
-    None for a question asked without one."""
+    None for a question asked without one; `alerting_services` are the services the alerts
+    name."""
     best = {}  # (service, metric) -> SeriesScore
     saturated = {}  # (service, metric) -> the series held highest at its ceiling
     for series in metric_scores:
@@ -186,6 +202,16 @@ def rank_suspects(
     top_log = max((s.log_score for s in suspects.values()), default=0)
     top_path = max((s.path_score for s in suspects.values()), default=0)
     metric_weight = METRIC_WEIGHT_WITH_LOGS if top_log or top_path else 1.0
+    clear = top_log or top_path or any(s.score >= CHANGE_SIGMAS for s in best.values())
+    clear = clear or any(
+        s.saturation_score or s.silence_score or s.rollout_score for s in suspects.values()
+    )
+    read = best or any(logs.incident_lines or logs.baseline_lines for logs in service_logs.values())
+    if read and not clear:
+        for service in alerting_services:
+            suspect = suspects.setdefault(service, Suspect(service))
+            suspect.alert_score = 1 / len(alerting_services)
+            suspect.evidence.insert(0, {"kind": "alert", "services": len(alerting_services)})
     for suspect in suspects.values():
         suspect.score = (
             metric_weight * suspect.metric_score / top_metric
@@ -194,6 +220,7 @@ def rank_suspects(
             + SATURATION_WEIGHT * suspect.saturation_score
             + SILENCE_WEIGHT * suspect.silence_score
             + ROLLOUT_WEIGHT * suspect.rollout_score
+            + ALERT_WEIGHT * suspect.alert_score
         )
     return sorted(
         suspects.values(),

@@ -157,6 +157,45 @@ def test_a_weak_best_metric_change_counts_as_little_as_it_is():
     assert ranked == {"cart": pytest.approx(1.0), "web": pytest.approx(0.1)}
 
 
+def test_where_nothing_changed_clearly_the_alerting_service_leads():
+    # The scan read web's and cart's series; the loudest moved 2 robust deviations, under
+    # the threshold of a change: noise ranks by chance, the alert fired on web.
+    noise = [
+        SeriesScore("cpu", {"service": "cart"}, 2.0, 1, INCIDENT.timestamp(), 1.0, 1.1),
+        SeriesScore("cpu", {"service": "web"}, 0.5, 1, INCIDENT.timestamp(), 1.0, 1.02),
+    ]
+
+    ranked = rank_suspects(noise, {}, "service", ["web"], alerting_services=["web"])
+    report, text = build_report(ranked, alerting_services={"web"}, unchecked=[])
+
+    assert [s.service for s in ranked] == ["web", "cart"]
+    assert (ranked[0].alert_score, ranked[1].alert_score) == (1.0, 0.0)
+    assert ranked[0].score == pytest.approx(0.3 + 0.05)  # a change at 3 deviations, scaled
+    assert ranked[0].evidence[0] == {"kind": "alert", "services": 1}
+    assert report["root_cause"]["service"] == "web"
+    assert "web, the alerting service itself. No service in scope changed clearly" in text
+    assert "so the alert is the evidence left, and it fired here" in text
+    assert any("Nothing the scan reads changed clearly" in step for step in report["next_steps"])
+    # Confidence is in what changed: web's 0.05 of the two's 0.25.
+    assert report["confidence"] == pytest.approx(0.2)
+    assert evidence_gist(ranked[0].evidence[0]) == "the alert fired here; nothing changed clearly"
+
+
+def test_the_alert_is_no_evidence_where_something_changed_or_nothing_was_read():
+    change = [SeriesScore("cpu", {"service": "cart"}, 3.0, 1, INCIDENT.timestamp(), 1.0, 1.3)]
+    ranked = rank_suspects(change, {}, "service", ["web"], alerting_services=["web"])
+    assert [(s.service, s.alert_score) for s in ranked] == [("cart", 0.0), ("web", 0.0)]
+    # Both alerting services share it where several fired.
+    noise = [SeriesScore("cpu", {"service": "cart"}, 1.0, 1, INCIDENT.timestamp(), 1.0, 1.1)]
+    both = rank_suspects(noise, {}, "service", alerting_services=["web", "api"])
+    assert [(s.service, s.alert_score) for s in both] == [("api", 0.5), ("web", 0.5), ("cart", 0)]
+    # A scan that read nothing (every store down) found nothing, not the alerting service.
+    blind = rank_suspects([], {}, "service", ["web"], alerting_services=["web"])
+    assert [(s.service, s.score) for s in blind] == [("web", 0.0)]
+    report, _ = build_report(blind, alerting_services={"web"}, unchecked=["metrics (down)"])
+    assert report["root_cause"] is None
+
+
 def test_errors_that_began_after_the_alert_fired_count_a_tenth():
     # The alert fired a minute into the incident. cart's errors began before it; search's,
     # twice as many, only four minutes after it (the next fault, say): they did not cause
