@@ -629,7 +629,10 @@ def _score_values(points, baseline, incident, metric, labels, counter):
     usual = returns(base, median, scale, level) if score else 0
     if usual >= ROUTINE_RETURNS:
         score, scored.returns = score * ROUTINE_WEIGHT, usual
-    scored.onset = next((t for value, t, _ in z if abs(value) >= CHANGE_SIGMAS), None)
+    # The onset and the peak are the change's own: on its side of the median, not a brief
+    # swing the other way (a latency that spiked once and then fell with the traffic).
+    side = [item for item in z if item[0] * lasting > 0] or z
+    scored.onset = next((t for value, t, _ in side if abs(value) >= CHANGE_SIGMAS), None)
     constant = len(base) >= CONSTANT_POINTS and min(base) == max(base)
     state = new_state(inside, median) if constant and score < APPEARED_SCORE else None
     if state is not None:
@@ -638,7 +641,8 @@ def _score_values(points, baseline, incident, metric, labels, counter):
     scored.score = score
     scored.direction = (1 if lasting > 0 else -1) if score else 0
     scored.baseline_median = median
-    scored.incident_peak = state if state is not None else max(z, key=lambda item: abs(item[0]))[2]
+    peak = max(side, key=lambda item: abs(item[0]))[2]
+    scored.incident_peak = state if state is not None else peak
     scored.saturated = saturation(metric, median, inside) if score >= CHANGE_SIGMAS else None
     return scored
 

@@ -326,6 +326,20 @@ def test_scores_on_plain_points():
     assert score_series(with_nan, (0, 600), (600, 960)).score == scored.score
 
 
+def test_a_change_is_told_by_its_own_side_not_by_a_swing_the_other_way():
+    # A callee's latency: one slow call as the fault began, then it fell and stayed low
+    # (no traffic reached it). The change is down; the evidence must not say "went down
+    # (0.01 -> 0.04)" nor date it from the spike.
+    base = [(t, 0.010 + 0.001 * (n % 3)) for n, t in enumerate(range(0, 3600, 60))]
+    incident = [(3600, 0.04), (3660, 0.001), (3720, 0.001), (3780, 0.001), (3840, 0.001)]
+
+    scored = score_series(base + incident, (0, 3600), (3600, 3900))
+    evidence = scored.as_evidence("service")
+
+    assert scored.score > 3 and evidence["direction"] == "down"
+    assert (evidence["baseline"], evidence["incident"], evidence["onset"]) == (0.011, 0.001, 3660)
+
+
 def test_counters_are_known_by_metadata_or_their_openmetrics_name():
     assert is_cumulative("http_requests_total", {})
     assert is_cumulative("latency_seconds_bucket", {})
