@@ -21,6 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Compaction names a line's service by the settings' service labels, as in production.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rca_site.settings")
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-" + "x" * 40)
+
+import django  # noqa: E402
+
+django.setup()
 
 from benchdoc import nearest_rank, replace_section  # noqa: E402
 

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from django.conf import settings
 from drain3.drain import Drain
 from drain3.masking import LogMasker, MaskingInstruction
+
+from investigations.scope import held_names
 
 MAX_EXAMPLES_PER_TEMPLATE = 3
 # Examples are taken from a template's first lines only, so that a template of a million
@@ -55,7 +58,6 @@ MASKS = (
 )
 
 LEVEL_LABELS = ("detected_level", "level", "severity", "lvl", "loglevel")
-SERVICE_LABELS = ("service", "service_name", "app", "job", "container")
 MESSAGE_FIELDS = ("msg", "message", "error", "err", "event", "log")
 LEVEL_WORDS = {
     "error": "error", "err": "error", "eror": "error", "fatal": "error", "critical": "error",
@@ -202,7 +204,10 @@ def mining_text(line):
 
 
 def service_of(labels):
-    for name in SERVICE_LABELS:
+    """The service a stream's `labels` name: the first label of ROOTLINE_SERVICE_LABELS
+    they hold, each also under its OpenTelemetry name (Loki's `service_name`), as the
+    signal scan reads them; else all of the labels."""
+    for name in held_names(settings.ROOTLINE_SERVICE_LABELS, labels):
         if labels.get(name):
             return str(labels[name])
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"

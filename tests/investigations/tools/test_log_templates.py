@@ -176,6 +176,18 @@ def test_services_count_where_a_template_came_from():
     assert mine(entries)[0].services == {"a": 6, "b": 3, "namespace=prod": 1}
 
 
+def test_a_line_is_counted_for_the_service_labels_the_settings_name(settings):
+    # The scan and the agents' tools name a stream's service alike: by
+    # ROOTLINE_SERVICE_LABELS, each also under its OpenTelemetry name.
+    def line(labels):
+        return LogEntry(1, "connection reset by peer", labels)
+
+    settings.ROOTLINE_SERVICE_LABELS = ["component", "service"]
+    entries = [line({"component": "ledger", "app": "x"}), line({"service_name": "cart"})]
+    entries.append(line({"app": "x"}))
+    assert mine(entries)[0].services == {"ledger": 1, "cart": 1, "app=x": 1}
+
+
 def test_loki_patterns_count_their_samples():
     patterns = [
         {"pattern": "<_> lease expired <_>", "level": "warn", "samples": [[1200, 2], [1260, 3]]},
