@@ -293,9 +293,10 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
             "discovery and credentials, a node they all run on), then at each service."
         )
     if top is not None:
+        when = "when the alert fired" if top.alert_score else "the onset above"
         steps.append(
             f"Check {top.service}: recent deploys, config changes and resource limits around "
-            "the onset above; read its error logs in the incident window."
+            f"{when}; read its error logs in the incident window."
         )
         full = [item for item in top.evidence if item.get("saturated") is not None]
         if full:

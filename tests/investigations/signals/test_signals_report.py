@@ -176,6 +176,7 @@ def test_where_nothing_changed_clearly_the_alerting_service_leads():
     assert "web, the alerting service itself. No service in scope changed clearly" in text
     assert "so the alert is the evidence left, and it fired here" in text
     assert any("Nothing the scan reads changed clearly" in step for step in report["next_steps"])
+    assert "limits around when the alert fired;" in report["next_steps"][0]
     # Confidence is in what changed: web's 0.05 of the two's 0.25.
     assert report["confidence"] == pytest.approx(0.2)
     assert evidence_gist(ranked[0].evidence[0]) == "the alert fired here; nothing changed clearly"
