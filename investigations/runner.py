@@ -274,11 +274,13 @@ def signals_step(investigation, scope):
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
     service_paths = scans["paths"].services if scans["paths"] else {}
+    # A question's scope may name a service too, but no alert fired on it.
+    alerting = scope.services if first_start else []
     with step(
         investigation,
         ToolCall.Agent.SIGNALS,
         "rank_suspects",
-        {"service_label": service_label, "alerting_services": scope.services},
+        {"service_label": service_label, "alerting_services": alerting},
     ) as call:
         suspects = signals.rank_suspects(
             metric_scores,
@@ -287,7 +289,7 @@ def signals_step(investigation, scope):
             services_in_scope=scope.services,
             service_paths=service_paths,
             alert_start=first_start.timestamp() if first_start else None,
-            alerting_services=scope.services,
+            alerting_services=alerting,
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (
@@ -712,7 +714,7 @@ def report_step(investigation, scope, suspects, unchecked, evidence_steps=None):
     with step(investigation, ToolCall.Agent.SIGNALS, "signals_report") as call:
         report, text = signals.build_report(
             suspects,
-            alerting_services=set(scope.services),
+            alerting_services=set(scope.services) if investigation.alerts.exists() else set(),
             unchecked=unchecked,
             evidence_steps=evidence_steps,
         )

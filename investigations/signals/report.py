@@ -35,7 +35,7 @@ def build_report(suspects, *, alerting_services, unchecked, evidence_steps=None)
     kind ("metric", "logs", "paths") to the timeline step that found it, for the text to cite."""
     evidence_steps = evidence_steps or {}
     if not suspects or suspects[0].score <= 0:
-        summary = "The signal scan found no service that changed clearly when the alert began"
+        summary = "The signal scan found no service that changed clearly in the incident window"
         # What it could not check may be all there was: say so where it is read first.
         summary += (
             f", but it could not check everything: {_count(len(unchecked), 'gap', 'gaps')} "

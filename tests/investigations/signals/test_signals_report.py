@@ -356,7 +356,7 @@ def test_no_evidence_gives_an_honest_empty_report():
     report, text = build_report([], alerting_services={"web"}, unchecked=[])
     assert report["root_cause"] is None and report["confidence"] == 0
     assert text.startswith("The signal scan found no service that changed clearly")
-    assert report["summary"].endswith("when the alert began.")
+    assert report["summary"].endswith("in the incident window.")
 
 
 def test_an_empty_report_says_up_front_what_it_could_not_check():
@@ -364,7 +364,7 @@ def test_an_empty_report_says_up_front_what_it_could_not_check():
     unchecked = ['metrics: Prometheus has nothing with namespace="prod" between 09:00 and 10:05']
     report, text = build_report([], alerting_services={"web"}, unchecked=unchecked)
     assert report["summary"] == (
-        "The signal scan found no service that changed clearly when the alert began, but it "
+        "The signal scan found no service that changed clearly in the incident window, but it "
         "could not check everything: 1 gap under Next steps."
     )
     assert f"- Not checked: {unchecked[0]}" in text
