@@ -146,8 +146,8 @@ class SuspectOut(BaseModel):
         "`logs` (its error-like lines; `streams` are the label sets of those in the incident, "
         "most lines first, up to three), `paths` (requests that stopped going through it as "
         "before), `alert` (nothing in scope changed clearly, so the alert that fired on the "
-        "service is the evidence left: `services` counts the alerting services that share it; "
-        "the suspect's `alert_score` is its share)",
+        "service is the evidence left: `services` counts the alerting services, each of which "
+        "has it; the suspect's `alert_score` is 1)",
     )
 
 

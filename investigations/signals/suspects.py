@@ -43,12 +43,12 @@ Ties go to the earliest change: a fault shows first where it is.
 Where nothing changed clearly (no series by CHANGE_SIGMAS, no error-like lines, requests,
 saturation, silence or rollout) but the scan did read something, the alert is the only
 evidence left, and it is on the alerting service: `alert` counts there as much as a change
-at CHANGE_SIGMAS would (a share of it where the alert names several services), so the
-search starts where users feel the incident, not at the service whose noise happened to be
-loudest. An alert fires because the alerting service's own symptom crossed its threshold;
-that symptom is often not among the series in scope (a probe, a rule over a recording, a
-load balancer's), and changes below the scan's own threshold rank services by chance
-(measured on the case packs: docs/BENCHMARKS.md).
+at CHANGE_SIGMAS would (on each, where the alerts name several services: each alert fired
+on its own), so the search starts where users feel the incident, not at the service whose
+noise happened to be loudest. An alert fires because the alerting service's own symptom
+crossed its threshold; that symptom is often not among the series in scope (a probe, a rule
+over a recording, a load balancer's), and changes below the scan's own threshold rank
+services by chance (measured on the case packs: docs/BENCHMARKS.md).
 
 A change that began after the alert fired did not cause it: error lines and diverging
 requests whose service's first one came more than LATE_AFTER after the alert's start count
@@ -210,7 +210,7 @@ def rank_suspects(
     if read and not clear:
         for service in alerting_services:
             suspect = suspects.setdefault(service, Suspect(service))
-            suspect.alert_score = 1 / len(alerting_services)
+            suspect.alert_score = 1.0
             suspect.evidence.insert(0, {"kind": "alert", "services": len(alerting_services)})
     for suspect in suspects.values():
         suspect.score = (

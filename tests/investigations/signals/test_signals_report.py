@@ -186,10 +186,12 @@ def test_the_alert_is_no_evidence_where_something_changed_or_nothing_was_read():
     change = [SeriesScore("cpu", {"service": "cart"}, 3.0, 1, INCIDENT.timestamp(), 1.0, 1.3)]
     ranked = rank_suspects(change, {}, "service", ["web"], alerting_services=["web"])
     assert [(s.service, s.alert_score) for s in ranked] == [("cart", 0.0), ("web", 0.0)]
-    # Both alerting services share it where several fired.
-    noise = [SeriesScore("cpu", {"service": "cart"}, 1.0, 1, INCIDENT.timestamp(), 1.0, 1.1)]
+    # Where alerts fired on several services, each leads the noise.
+    noise = [SeriesScore("cpu", {"service": "cart"}, 2.9, 1, INCIDENT.timestamp(), 1.0, 1.1)]
     both = rank_suspects(noise, {}, "service", alerting_services=["web", "api"])
-    assert [(s.service, s.alert_score) for s in both] == [("api", 0.5), ("web", 0.5), ("cart", 0)]
+    assert [(s.service, s.alert_score) for s in both] == [("api", 1), ("web", 1), ("cart", 0)]
+    assert both[0].evidence == [{"kind": "alert", "services": 2}]
+    assert "and on 1 more" in build_report(both, alerting_services={"web", "api"}, unchecked=[])[1]
     # A scan that read nothing (every store down) found nothing, not the alerting service.
     blind = rank_suspects([], {}, "service", ["web"], alerting_services=["web"])
     assert [(s.service, s.score) for s in blind] == [("web", 0.0)]
