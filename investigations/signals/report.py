@@ -89,7 +89,7 @@ def _describe(suspect):
     for item in suspect.evidence[:3]:
         if item["kind"] == "alert":
             parts.append(
-                "No service in scope changed clearly (no series by "
+                "no service in scope changed clearly (no series by "
                 f"{CHANGE_SIGMAS:.0f} robust deviations or more, no error-like lines or "
                 "requests that surged, nothing saturated, stopped or replaced), so the alert "
                 "is the evidence left, and it fired here"
@@ -178,6 +178,8 @@ def _describe(suspect):
                 f"(baseline: {item['baseline_lines']}{calm}"
                 f"{new if item['new_template_lines'] else ''}){_began(item)}"
             )
+    if parts and suspect.evidence[0]["kind"] != "metric":  # a metric's name keeps its case
+        parts[0] = parts[0][:1].upper() + parts[0][1:]
     return "; ".join(parts) + "." if parts else "No specific evidence."
 
 
