@@ -153,6 +153,8 @@ def investigate(rootline, cases):
             {
                 "case": case,
                 "ranked": ranked,
+                # Nothing changed clearly: the alerting service leads on its alert alone.
+                "alert_led": any(s.get("alert_score") for s in investigation["suspects"]),
                 "seconds": seconds,
                 "scan_seconds": scan_seconds(url, token, investigation["id"]),
             }
@@ -220,6 +222,14 @@ def describe(pack, args, summary, results, elapsed, with_logs):
         f"{summary['scan_mean_seconds']:.1f} | {summary['scan_p95_seconds']:.1f} |",
         "",
     ]
+    led = [r for r in results if r.get("alert_led")]
+    if led:
+        found = sum(r["ranked"][:1] == [r["case"]["truth"]["service"]] for r in led)
+        lines += [
+            f"Nothing changed clearly in {len(led)} of {len(results)} cases (the alerting "
+            f"service led on its alert alone; right in {found}).",
+            "",
+        ]
     wrong = [r for r in results if r["ranked"][:1] != [r["case"]["truth"]["service"]]]
     if wrong:
         lines.append(f"Wrong at rank 1 ({len(wrong)}): case, fault, true service -> top 3")

@@ -42,6 +42,20 @@ def test_ac_at_k_and_avg_at_5():
     assert summary["scan_p95_seconds"] == 1.5
 
 
+def test_the_report_counts_the_cases_where_nothing_changed_clearly():
+    pack = {"name": "p", "system": "S"}
+    args = type("Args", (), {"pack": "p", "loki_url": None})()
+    led = [result("a", ["a", "b"]), result("b", ["a", "b"]), result("c", ["c"])]
+    led[0]["alert_led"] = led[1]["alert_led"] = True
+    text = rca_accuracy.describe(pack, args, rca_accuracy.score(led), led, 1.0, False)
+    assert (
+        "Nothing changed clearly in 2 of 3 cases (the alerting service led on its alert "
+        "alone; right in 1)." in text
+    )
+    plain = rca_accuracy.describe(pack, args, rca_accuracy.score(led[2:]), led[2:], 1.0, False)
+    assert "Nothing changed clearly" not in plain
+
+
 def test_the_doc_section_of_one_pack_is_replaced_and_the_others_kept(tmp_path, monkeypatch):
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n## Webhook ingest\n\nfigures\n")
