@@ -274,8 +274,7 @@ def signals_step(investigation, scope):
     metric_scores = metric_scan.scores if metric_scan else []
     service_logs = scans["logs"].services if scans["logs"] else {}
     service_paths = scans["paths"].services if scans["paths"] else {}
-    # A question's scope may name a service too, but no alert fired on it.
-    alerting = scope.services if first_start else []
+    alerting = alerting_services(investigation, scope)
     with step(
         investigation,
         ToolCall.Agent.SIGNALS,
@@ -709,12 +708,18 @@ def _describe_path_scan(scan):
     return output, text
 
 
+def alerting_services(investigation, scope):
+    """The services the investigation's alerts fired on; none for a question, whose scope
+    may name a service that no alert fired on."""
+    return scope.services if investigation.alerts.exists() else []
+
+
 def report_step(investigation, scope, suspects, unchecked, evidence_steps=None):
     """The signals-only report (the agents, when configured, come in a later step)."""
     with step(investigation, ToolCall.Agent.SIGNALS, "signals_report") as call:
         report, text = signals.build_report(
             suspects,
-            alerting_services=set(scope.services) if investigation.alerts.exists() else set(),
+            alerting_services=set(alerting_services(investigation, scope)),
             unchecked=unchecked,
             evidence_steps=evidence_steps,
         )
