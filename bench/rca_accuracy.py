@@ -159,7 +159,7 @@ def investigate(rootline, cases):
                 "scan_seconds": scan_seconds(url, token, investigation["id"]),
             }
         )
-        hit = "hit" if ranked[:1] == [case["truth"]["service"]] else "miss"
+        hit = "hit" if first_right(results[-1]) else "miss"
         log(f"  {n}/{len(cases)} {case['id']}: {hit} {ranked[:3]} ({seconds:.1f} s)")
     return results
 
@@ -176,6 +176,11 @@ def scan_seconds(url, token, investigation_id):
         max(parse_time(s["finished_at"]) for s in scan)
         - min(parse_time(s["started_at"]) for s in scan)
     ).total_seconds()
+
+
+def first_right(result):
+    """Whether a result's first suspect is its case's true root cause."""
+    return result["ranked"][:1] == [result["case"]["truth"]["service"]]
 
 
 def score(results):
@@ -224,13 +229,13 @@ def describe(pack, args, summary, results, elapsed, with_logs):
     ]
     led = [r for r in results if r.get("alert_led")]
     if led:
-        found = sum(r["ranked"][:1] == [r["case"]["truth"]["service"]] for r in led)
+        found = sum(map(first_right, led))
         lines += [
             f"Nothing changed clearly in {len(led)} of {len(results)} cases (the alerting "
             f"service led on its alert alone; right in {found}).",
             "",
         ]
-    wrong = [r for r in results if r["ranked"][:1] != [r["case"]["truth"]["service"]]]
+    wrong = [r for r in results if not first_right(r)]
     if wrong:
         lines.append(f"Wrong at rank 1 ({len(wrong)}): case, fault, true service -> top 3")
         lines.append("")
