@@ -199,8 +199,9 @@ class InvestigationOut(InvestigationBase):
         description=(
             "label matchers, the selector they make, `unstored` (per store, the matchers' "
             "labels it holds nothing with, left out of its selector), `log_selector` and "
-            "`log_labels` where Loki names labels otherwise, services and windows; {} until "
-            "scoped"
+            "`log_labels` where Loki names labels otherwise, `service_namespace` where no "
+            'label bounds it but every alert\'s job names one namespace (job="shop/web"), '
+            "services and windows; {} until scoped"
         )
     )
     baseline_start: datetime | None

@@ -31,6 +31,13 @@ OTEL_NAMES = {
     "env": "deployment_environment",
     "environment": "deployment_environment",
 }
+# The label that names a service and its namespace together, "<namespace>/<name>": where an
+# OpenTelemetry service has a service.namespace, Prometheus' OTLP receiver and the
+# collector's remote write set `job` so and keep no other resource attribute on the series
+# (unless told to promote them); Promtail's and Grafana Agent's Kubernetes configurations
+# name `job` so too. Where no label bounds the scope, the alerts' shared namespace does, as
+# a prefix of this label (`Scope.service_namespace`).
+NAMESPACED_LABEL = "job"
 
 
 @dataclass
@@ -49,6 +56,9 @@ class Scope:
     # Loki's names for labels, found by that check (its OpenTelemetry names), beside
     # ROOTLINE_LOKI_LABELS: see `loki_labels`.
     log_labels: dict[str, str] = field(default_factory=dict)
+    # Where no label bounds the scope and every alert's NAMESPACED_LABEL names one and the
+    # same namespace ("shop" of job="shop/web"): the selectors bound it by that prefix.
+    service_namespace: str | None = None
 
     @property
     def selector(self):
@@ -58,7 +68,17 @@ class Scope:
 
     def _selector(self, renamed, store):
         pairs = sorted((renamed.get(k, k), v) for k, v in self.stored_matchers(store).items())
-        return "{" + ", ".join(f"{k}={quote(v)}" for k, v in pairs) + "}"
+        matchers = [f"{k}={quote(v)}" for k, v in pairs] + [self._prefix(renamed)]
+        return "{" + ", ".join(m for m in matchers if m) + "}"
+
+    def _prefix(self, renamed):
+        """The matcher of `service_namespace`, or "": also where the store names services
+        by another label (Loki through OpenTelemetry: service_name holds no namespace)."""
+        if not self.service_namespace or renamed.get(NAMESPACED_LABEL, NAMESPACED_LABEL) != (
+            NAMESPACED_LABEL
+        ):
+            return ""
+        return f"{NAMESPACED_LABEL}=~{quote(regex_literal(self.service_namespace) + '/.+')}"
 
     @property
     def query_selector(self):
@@ -82,7 +102,7 @@ class Scope:
         return stored_matchers(self.matchers, self.unstored, store)
 
     def _query_selector(self, renamed, store):
-        if self.stored_matchers(store):
+        if self.stored_matchers(store) or self._prefix(renamed):
             return self._selector(renamed, store)
         label = self.service_label or settings.ROOTLINE_SERVICE_LABELS[0]
         return "{" + renamed.get(label, label) + '=~".+"}'
@@ -90,6 +110,7 @@ class Scope:
     def as_dict(self):
         return {
             "matchers": self.matchers,
+            **({"service_namespace": ns} if (ns := self.service_namespace) else {}),
             "selector": self.selector,
             **({"unstored": self.unstored} if any(self.unstored.values()) else {}),
             **({"log_labels": self.log_labels} if self.log_labels else {}),
@@ -108,6 +129,11 @@ def stored_matchers(matchers, unstored, store):
     (`unstored`, as Scope's: {store: [label, ...]})."""
     left_out = unstored.get(store, ())
     return {k: v for k, v in matchers.items() if k not in left_out}
+
+
+def regex_literal(text):
+    """`text` as a literal in a PromQL/LogQL (RE2) regular expression."""
+    return re.sub(r"[\\.+*?()|\[\]{}^$]", lambda m: "\\" + m.group(0), text)
 
 
 def quote(value):
@@ -241,6 +267,9 @@ def derive_scope(alerts, now):
     named = set().union(*(a.labels for a in alerts))
     service_label = next(iter(held_names(settings.ROOTLINE_SERVICE_LABELS, named)), None)
     services = sorted({a.labels[service_label] for a in alerts if service_label in a.labels})
+    namespace = None
+    if not matchers and service_label == NAMESPACED_LABEL:
+        namespace = shared_namespace([a.labels.get(service_label, "") for a in alerts])
 
     incident_start = min(a.starts_at for a in alerts) - settings.ROOTLINE_INCIDENT_LOOKBACK
     ends = [a.ends_at for a in alerts]
@@ -256,4 +285,14 @@ def derive_scope(alerts, now):
         incident_start=incident_start,
         incident_end=incident_end,
         alertnames=sorted({a.alertname for a in alerts if a.alertname}),
+        service_namespace=namespace,
     )
+
+
+def shared_namespace(values):
+    """The namespace that every one of `values` ("<namespace>/<name>") names, None where
+    one names none or they differ."""
+    namespaces = {value.partition("/")[0] if value.partition("/")[2] else "" for value in values}
+    if len(namespaces) != 1:
+        return None
+    return namespaces.pop() or None

@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from investigations.scope import METRICS, stored_matchers
+from investigations.scope import METRICS, NAMESPACED_LABEL, stored_matchers
 from investigations.telemetry import TelemetryError
 from investigations.tools.base import Tool, ToolContext, ToolResult
 from investigations.tools.compaction import estimate_tokens
@@ -132,6 +132,9 @@ def _in_scope(labels, scope):
     """Whether an alert the metric store's rules hold is in scope: the store's alerts lack
     the labels its series lack (its external labels), which the scope leaves out."""
     matchers = stored_matchers(scope.get("matchers") or {}, scope.get("unstored") or {}, METRICS)
+    namespace = scope.get("service_namespace")
+    if namespace and not labels.get(NAMESPACED_LABEL, "").startswith(f"{namespace}/"):
+        return False
     return all(labels.get(k) == v for k, v in matchers.items())
 
 

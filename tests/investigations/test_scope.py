@@ -104,3 +104,52 @@ def test_when_every_alert_has_resolved_the_incident_ends_with_the_last_one():
 
 def test_label_values_are_quoted_for_promql_and_logql():
     assert quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+JOBS = ["shop/web", "shop/cart"]
+
+
+def test_a_namespace_named_in_every_alert_s_job_bounds_the_search():
+    # OpenTelemetry's job, service.namespace/service.name, and nothing else to bound by.
+    alerts = [make_alert(f"aa0{n}", job=job, namespace=None) for n, job in enumerate(JOBS)]
+
+    scope = derive_scope(alerts, NOW)
+
+    assert (scope.matchers, scope.service_namespace) == ({}, "shop")
+    assert scope.query_selector == scope.log_selector == '{job=~"shop/.+"}'
+    assert scope.as_dict()["service_namespace"] == "shop"
+    # Where Loki names services by service.name, that holds no namespace: not bounded so.
+    scope.log_labels = {"job": "service_name"}
+    assert scope.log_selector == '{service_name=~".+"}'
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        ["shop/web", "payments/api"],  # two namespaces
+        ["shop/web", "web"],  # one without
+        ["web"],
+        ["/web"],
+        ["shop/"],
+    ],
+)
+def test_jobs_that_share_no_namespace_do_not_bound_the_search(jobs):
+    alerts = [make_alert(f"aa0{n}", job=job, namespace=None) for n, job in enumerate(jobs)]
+
+    scope = derive_scope(alerts, NOW)
+
+    assert scope.service_namespace is None
+    assert scope.query_selector == '{job=~".+"}'
+    assert "service_namespace" not in scope.as_dict()
+
+
+def test_a_label_that_bounds_the_search_leaves_the_job_s_namespace_out():
+    scope = derive_scope([make_alert(job="shop/web")], NOW)
+
+    assert (scope.matchers, scope.service_namespace) == ({"namespace": "production"}, None)
+
+
+def test_the_namespace_is_a_literal_in_the_regular_expression():
+    alert = make_alert(job="a.b+c/web", namespace=None)
+
+    assert derive_scope([alert], NOW).selector == '{job=~"a\\\\.b\\\\+c/.+"}'

@@ -9,8 +9,6 @@ The alerts' namespace must bound the scan, and the pods be told by `k8s_pod_name
 is bench/loki_stub.py over HTTP, its streams named by OpenTelemetry or by Promtail.
 """
 
-from datetime import timedelta
-
 import pytest
 from loki_stub import LogStore
 from loki_stub import serve as serve_loki
@@ -20,7 +18,7 @@ from investigations.models import Investigation
 from tests.investigations.signals.test_scope_labels import (
     NOW,
     ONSET,
-    START,
+    busy_series,
     error_lines,
     logs_read_in,
 )
@@ -38,18 +36,15 @@ pytestmark = pytest.mark.django_db
 
 
 def openmetrics():
-    lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
-    for namespace, service, pod, before, after in WORKLOADS:
-        labels = (
+    return busy_series(
+        (
             f'k8s_namespace_name="{namespace}",service_name="{service}",job="{service}",'
-            f'k8s_pod_name="{pod}",instance="{pod}:8080"'
+            f'k8s_pod_name="{pod}",instance="{pod}:8080"',
+            before,
+            after,
         )
-        t, n = START, 0
-        while t < NOW + timedelta(minutes=10):
-            level = after if t >= ONSET else before
-            lines.append(f"busy{{{labels}}} {level + n % 3} {t.timestamp():.0f}")
-            t, n = t + timedelta(seconds=15), n + 1
-    return "\n".join([*lines, "# EOF", ""])
+        for namespace, service, pod, before, after in WORKLOADS
+    )
 
 
 prometheus_url = prometheus_fixture(openmetrics)

@@ -32,12 +32,20 @@ pytestmark = pytest.mark.django_db
 
 
 def openmetrics():
+    return busy_series(
+        (f'namespace="{namespace}",service="{service}"', 50, 90 if service == "db" else 50)
+        for namespace, service in (("shop", "db"), ("shop", "web"), ("other", "batch"))
+    )
+
+
+def busy_series(workloads):
+    """OpenMetrics text of a gauge `busy` per (labels, level before ONSET, level from it)
+    of `workloads`, every 15 s from START to ten minutes after NOW, wobbling by 0-2."""
     lines = ["# HELP busy Work in progress.", "# TYPE busy gauge"]
-    for namespace, service in (("shop", "db"), ("shop", "web"), ("other", "batch")):
+    for labels, before, after in workloads:
         t, n = START, 0
         while t < NOW + timedelta(minutes=10):
-            level = 90 if (service, t >= ONSET) == ("db", True) else 50
-            labels = f'namespace="{namespace}",service="{service}"'
+            level = after if t >= ONSET else before
             lines.append(f"busy{{{labels}}} {level + n % 3} {t.timestamp():.0f}")
             t, n = t + timedelta(seconds=15), n + 1
     return "\n".join([*lines, "# EOF", ""])

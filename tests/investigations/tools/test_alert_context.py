@@ -4,9 +4,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+import respx
 
 from alerts.models import Alert
 from investigations import runner
+from investigations.telemetry import BackendConfig, PrometheusClient
 from investigations.tools import TOOLS, build_context, call
 from investigations.tools.compaction import estimate_tokens
 from tests.factories import T0, make_alert, make_investigation
@@ -103,3 +105,37 @@ def test_it_shows_the_rule_expression_from_the_generator_url():
     assert f"(rule: {expression})" in result.text
     assert [a["expression"] for a in result.data["alerts"]] == [expression, ""]
     assert result.text.count("(rule: ") == 1
+
+
+def test_the_store_s_alerts_in_scope_are_those_of_the_job_s_namespace():
+    # Alerts on OpenTelemetry's job, service.namespace/service.name, and no namespace.
+    investigation = investigated(make_alert("aa01", job="shop/web", namespace=None))
+    assert investigation.scope["service_namespace"] == "shop"
+    held = [
+        {
+            "labels": {"alertname": "HighLatency", "job": job},
+            "annotations": {},
+            "state": "firing",
+            "activeAt": "2026-11-25T04:00:00Z",
+            "value": "1e+00",
+        }
+        for job in ("shop/db", "other/batch", "shopfront/web")
+    ]
+
+    config = BackendConfig(url="http://prometheus.test", name="Prometheus")
+    prometheus = PrometheusClient(config, backoff_seconds=0.001)
+    context = build_context(investigation, prometheus=prometheus)
+
+    async def main():
+        async with prometheus:
+            return await call(TOOLS["alert_context"], context, {})
+
+    with respx.mock:
+        respx.get("http://prometheus.test/api/v1/alerts").respond(
+            json={"status": "success", "data": {"alerts": held}}
+        )
+        result = asyncio.run(main())
+
+    assert "1 alert(s) the metric store's rules hold now, in scope:" in result.text
+    assert "job=shop/db" in result.text
+    assert "other/batch" not in result.text and "shopfront/web" not in result.text
