@@ -26,6 +26,9 @@ from investigations.models import Investigation, ToolCall
 from investigations.scope import (
     LOGS,
     METRICS,
+    NAMESPACED_LABEL,
+    OTEL_SERVICE_NAME,
+    OTEL_SERVICE_NAMESPACE,
     check_matchers,
     derive_scope,
     held_names,
@@ -452,7 +455,14 @@ def _log_service_label(scope, held, found):
         return named, f"Loki names services by {named}" if held else "Loki: holds nothing", []
     if found:
         scope.log_labels = {**scope.log_labels, label: found[0]}
-        return found[0], f"Loki: no stream has {named}: services named by {found[0]}", []
+        line = f"Loki: no stream has {named}: services named by {found[0]}"
+        # OpenTelemetry's job is service_namespace/service_name: the namespace bounds
+        # Loki's streams by their own label, where Loki holds it.
+        otel = (label, found[0]) == (NAMESPACED_LABEL, OTEL_SERVICE_NAME)
+        if otel and scope.service_namespace and OTEL_SERVICE_NAMESPACE in held:
+            scope.log_labels[OTEL_SERVICE_NAMESPACE] = OTEL_SERVICE_NAMESPACE
+            line += f", bounded by {OTEL_SERVICE_NAMESPACE}"
+        return found[0], line, []
     gap = (
         f"{LOGS}: Loki holds no stream with {named} or any other label that names a service "
         f"({wanted}, nor their OpenTelemetry names), and no label bounds the scope, so its "
@@ -533,6 +543,8 @@ async def run_scans(prometheus, loki, scope, service_label, baseline, incident):
     renamed = scope.loki_labels
     labels = [service_label, *settings.ROOTLINE_SERVICE_LABELS]
     labels = list(dict.fromkeys([*(renamed.get(name, name) for name in labels), *labels]))
+    if service_label == NAMESPACED_LABEL:  # as OpenTelemetry forms it where Loki has none
+        labels = list(dict.fromkeys([NAMESPACED_LABEL, *labels]))
     selector, log_selector = scope.query_selector, scope.log_selector
     now = incident[1]
 

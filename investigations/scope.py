@@ -38,6 +38,8 @@ OTEL_NAMES = {
 # name `job` so too. Where no label bounds the scope, the alerts' shared namespace does, as
 # a prefix of this label (`Scope.service_namespace`).
 NAMESPACED_LABEL = "job"
+# OpenTelemetry's names for a service's namespace and name (Loki 3 indexes both by default).
+OTEL_SERVICE_NAMESPACE, OTEL_SERVICE_NAME = "service_namespace", "service_name"
 
 
 @dataclass
@@ -72,13 +74,17 @@ class Scope:
         return "{" + ", ".join(m for m in matchers if m) + "}"
 
     def _prefix(self, renamed):
-        """The matcher of `service_namespace`, or "": also where the store names services
-        by another label (Loki through OpenTelemetry: service_name holds no namespace)."""
-        if not self.service_namespace or renamed.get(NAMESPACED_LABEL, NAMESPACED_LABEL) != (
-            NAMESPACED_LABEL
-        ):
+        """The matcher of `service_namespace`: a prefix of NAMESPACED_LABEL, or where the
+        store names services by OpenTelemetry's service_name (Loki fed through it) its
+        service_namespace, if the store holds that (`renamed` has it); else ""."""
+        named = renamed.get(NAMESPACED_LABEL, NAMESPACED_LABEL)
+        if not self.service_namespace:
             return ""
-        return f"{NAMESPACED_LABEL}=~{quote(regex_literal(self.service_namespace) + '/.+')}"
+        if named == NAMESPACED_LABEL:
+            return f"{named}=~{quote(regex_literal(self.service_namespace) + '/.+')}"
+        if named == OTEL_SERVICE_NAME and OTEL_SERVICE_NAMESPACE in renamed:
+            return f"{OTEL_SERVICE_NAMESPACE}={quote(self.service_namespace)}"
+        return ""
 
     @property
     def query_selector(self):
@@ -242,6 +248,17 @@ def held_name(name, held):
     if name in held:
         return name
     return OTEL_NAMES[name] if OTEL_NAMES.get(name) in held else None
+
+
+def label_value(labels, name):
+    """`labels`' value of `name`; of NAMESPACED_LABEL where they have none but are
+    OpenTelemetry's (Loki's service_name, service_namespace), the job OpenTelemetry's
+    Prometheus exporters give that service: "<service_namespace>/<service_name>", or the
+    name alone. Else None."""
+    if labels.get(name) or name != NAMESPACED_LABEL or not labels.get(OTEL_SERVICE_NAME):
+        return labels.get(name) or None
+    namespace = labels.get(OTEL_SERVICE_NAMESPACE)
+    return f"{namespace}/{labels[OTEL_SERVICE_NAME]}" if namespace else labels[OTEL_SERVICE_NAME]
 
 
 def held_names(names, held):

@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from investigations.scope import quote
+from investigations.scope import label_value, quote
 from investigations.signals.control import CONTROL_PARTS, calmest, control_span, cut
 from investigations.tools.log_templates import LogEntry, mine_templates
 from investigations.tools.redaction import default_redactor
@@ -114,7 +114,7 @@ def service_of(labels, service_labels, owners=None):
         for name, value in labels.items():
             if owner := owners.get((name, value)):
                 return owner
-    return next((labels[name] for name in service_labels if labels.get(name)), None)
+    return next(filter(None, (label_value(labels, name) for name in service_labels)), None)
 
 
 def score_logs(baseline_entries, incident_entries, service_labels, baseline, incident, owners=None):

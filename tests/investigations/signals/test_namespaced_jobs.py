@@ -58,3 +58,36 @@ def test_the_alert_s_namespace_in_its_job_bounds_the_scan(settings, prometheus_u
     assert investigation.suspects[0]["service"] == "shop/db"
     assert {e["kind"] for e in investigation.suspects[0]["evidence"]} >= {"metric", "logs"}
     assert "other/batch" not in suspected(investigation)
+
+
+def test_a_loki_fed_through_opentelemetry_is_bounded_by_its_service_namespace(
+    settings, prometheus_url
+):
+    # Loki's OTLP ingest indexes service_name and service_namespace, and has no job.
+    entries = [
+        entry
+        for job, _, after in JOBS
+        if after != 50
+        for entry in error_lines(
+            dict(zip(("service_namespace", "service_name"), job.split("/"), strict=True))
+        )
+    ]
+    with serve_loki(LogStore(entries)) as loki:
+        investigation = investigate_alert(
+            settings, prometheus_url, loki.url, namespace=None, service=None, job="shop/web"
+        )
+
+    scope = investigation.scope
+    assert scope["log_labels"] == {"job": "service_name", "service_namespace": "service_namespace"}
+    assert scope["log_selector"] == '{service_namespace="shop"}'
+    step = investigation.steps.get(tool="find_service_label")
+    assert step.output_text == (
+        "Loki: no stream has job: services named by service_name, bounded by service_namespace"
+    )
+    scan_logs = investigation.steps.get(tool="scan_logs")
+    assert scan_logs.input["query"].startswith('{service_namespace="shop"} |~')
+    assert scan_logs.output["lines"] == [0, 20]
+    # Its logs are named as its metrics are, by OpenTelemetry's job: one suspect, not two.
+    assert investigation.suspects[0]["service"] == "shop/db"
+    assert {e["kind"] for e in investigation.suspects[0]["evidence"]} >= {"metric", "logs"}
+    assert not {"db", "batch", "other/batch"} & set(suspected(investigation))
