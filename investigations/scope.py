@@ -27,6 +27,9 @@ OTEL_NAMES = {
     "statefulset": "k8s_statefulset_name",
     "daemonset": "k8s_daemonset_name",
     "service": "service_name",
+    # Prometheus' OTLP receiver sets job from service.name (after service.namespace and a
+    # slash where there is one: see NAMESPACED_LABEL); Loki has no job, but service_name.
+    "job": "service_name",
     "region": "cloud_region",
     "env": "deployment_environment",
     "environment": "deployment_environment",

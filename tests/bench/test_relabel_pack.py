@@ -41,6 +41,14 @@ def write_pack(pack):
     return cases
 
 
+def samples(out):
+    """The sample lines of the copy's metrics, after checking the rest is the pack's."""
+    with gzip.open(out / "metrics.om.gz", "rt") as metrics:
+        lines = metrics.read().splitlines()
+    assert (lines[0], lines[-1]) == ("# TYPE up gauge", "# EOF")
+    return lines[1:-1]
+
+
 @pytest.mark.parametrize("loki_names", [False, True])
 def test_the_copy_names_alerts_and_streams_otherwise(tmp_path, loki_names):
     pack, out = tmp_path / "pack", tmp_path / "out"
@@ -82,14 +90,11 @@ def test_in_opentelemetry_s_names_metrics_and_alerts_are_renamed_too(tmp_path):
         "modalities": ["metrics", "logs"],
         "service_label": "service_name",
     }
-    with gzip.open(out / "metrics.om.gz", "rt") as metrics:
-        assert metrics.read() == (
-            "# TYPE up gauge\n"
-            'up{k8s_namespace_name="shop",service_name="db",k8s_pod_name="db-1",job="db"} 1 1\n'
-            'edge{k8s_namespace_name="shop",service_name="db",source_service="web",'
-            'destination_service="db",note="a \\"quoted\\" value",job="db"} 2 1\n'
-            "# EOF\n"
-        )
+    assert samples(out) == [
+        'up{k8s_namespace_name="shop",service_name="db",k8s_pod_name="db-1",job="db"} 1 1',
+        'edge{k8s_namespace_name="shop",service_name="db",source_service="web",'
+        'destination_service="db",note="a \\"quoted\\" value",job="db"} 2 1',
+    ]
     copied = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
     assert copied[0]["alert"]["labels"] == {
         "alertname": "SLOBurn",
@@ -100,6 +105,33 @@ def test_in_opentelemetry_s_names_metrics_and_alerts_are_renamed_too(tmp_path):
     with gzip.open(out / "logs.jsonl.gz", "rt") as logs:  # as Promtail names them
         [record] = [json.loads(line) for line in logs]
     assert set(record["labels"]) == {"namespace", "service", "pod", "container"}
+
+
+def test_with_namespaced_jobs_the_service_and_its_namespace_are_the_job(tmp_path):
+    # OpenTelemetry's exporters with no resource attribute promoted, and its Loki.
+    pack, out = tmp_path / "pack", tmp_path / "out"
+    write_pack(pack)
+
+    relabel(pack, out, {}, loki_names=True, otel_jobs=True)
+
+    assert json.loads((out / "pack.json").read_text())["service_label"] == "job"
+    assert samples(out) == [
+        'up{job="shop/db",instance="db-1"} 1 1',
+        'edge{job="shop/db",source_service="web",destination_service="db",'
+        'note="a \\"quoted\\" value"} 2 1',
+    ]
+    copied = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
+    assert copied[0]["alert"]["labels"] == {"alertname": "SLOBurn", "job": "shop/web"}
+    assert [c["truth"] for c in copied] == [{"service": "shop/db"}] * 2
+    with gzip.open(out / "logs.jsonl.gz", "rt") as logs:
+        [record] = [json.loads(line) for line in logs]
+    assert record["labels"] == {
+        "k8s_namespace_name": "shop",
+        "service_name": "db",
+        "service_namespace": "shop",
+        "k8s_pod_name": "db-1",
+        "k8s_container_name": "server",
+    }
 
 
 def test_a_label_must_be_a_name_and_a_value():

@@ -230,7 +230,12 @@ def test_a_loki_fed_opentelemetry_is_read_in_its_names(prometheus_url, settings)
     assert (namespace["stored_as"], namespace["state"]) == ("k8s_namespace_name", "held")
     scan_logs = logs_read_in(
         investigation,
-        {"namespace": "k8s_namespace_name", "pod": "k8s_pod_name", "service": "service_name"},
+        {
+            "namespace": "k8s_namespace_name",
+            "pod": "k8s_pod_name",
+            "service": "service_name",
+            "job": "service_name",  # Prometheus' OTLP receiver's job is service.name
+        },
         '{k8s_namespace_name="shop"}',
     )
     assert "unstored" not in investigation.scope
