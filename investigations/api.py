@@ -149,6 +149,11 @@ class SuspectOut(BaseModel):
         "service is the evidence left: `services` counts the alerting services, each of which "
         "has it; the suspect's `alert_score` is 1)",
     )
+    callers: list[str] = Field(
+        default=[],
+        description="the services in scope that call it, where series name both ends of "
+        "their calls (source_*/destination_*, client/server, src_*/dst_* labels)",
+    )
 
 
 class InvestigationBase(Schema):

@@ -292,6 +292,7 @@ def signals_step(investigation, scope):
             service_paths=service_paths,
             alert_start=first_start.timestamp() if first_start else None,
             alerting_services=alerting,
+            calls=metric_scan.calls if metric_scan else (),
         )
         ranked = [s.as_dict() for s in suspects if s.score > 0]
         call.result = (

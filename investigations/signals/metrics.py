@@ -255,6 +255,36 @@ class MetricScan:
     # The workload labels as the store names them (OpenTelemetry's k8s_pod_name for pod).
     workload_labels: list[str] = field(default_factory=list)
     newest: float | None = None  # see newest_sample: set when the store is behind
+    calls: set = field(default_factory=set)  # (caller, callee) services: see `calls_between`
+
+
+# The words that tell the two ends of a call apart in the names of a pair of labels, the
+# caller's first: a service mesh's source_workload and destination_workload, a tracing
+# service graph's client and server, src_ and dst_ prefixes.
+CALL_ROLES = (("source", "destination"), ("client", "server"), ("src", "dst"))
+
+
+def calls_between(series, service_label):
+    """{(caller, callee)}: the services in scope that call one another, as the label sets of
+    `series` say it: a series with a pair of labels named alike but for CALL_ROLES
+    (source_service, destination_service) whose values are two services that the
+    `service_label` of some series names."""
+    services = {labels.get(service_label) for labels in series} - {None}
+    pairs_of, calls = {}, set()
+    for labels in series:
+        names = frozenset(labels)
+        if names not in pairs_of:
+            pairs_of[names] = [
+                (name, name.replace(caller, callee, 1))
+                for name in names
+                for caller, callee in CALL_ROLES
+                if caller in name and name.replace(caller, callee, 1) in names
+            ]
+        for caller, callee in pairs_of[names]:
+            call = (labels[caller], labels[callee])
+            if call[0] != call[1] and set(call) <= services:
+                calls.add(call)
+    return calls
 
 
 def plan_reads(series, cap, service_label):
@@ -771,6 +801,7 @@ async def scan_metrics(
     # In place, so that the first still names the pod.
     workload_labels = scan.workload_labels = [held_name(n, held) or n for n in workload_labels]
     scan.owners = pod_owners(series, service_label, workload_labels)
+    scan.calls = calls_between(series, service_label)
     crediting = (scan.owners, service_label, workload_labels)
     planned, by_pod = credited(series, quantiles, *crediting)
     names, scan.aggregated, scan.left_out = plan_reads(planned, MAX_SERIES, service_label)

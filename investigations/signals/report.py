@@ -300,6 +300,8 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
             f"Check {top.service}: recent deploys, config changes and resource limits around "
             f"{when}; read its error logs in the incident window."
         )
+        if top.callers and _did_less(top):
+            steps.append(_callers_step(top, suspects))
         full = [item for item in top.evidence if item.get("saturated") is not None]
         if full:
             steps.append(
@@ -328,15 +330,69 @@ def _next_steps(top, alerting_services, unchecked, suspects=()):
                 "scope (a database, an external API, DNS, certificates)."
             )
         if alerting_services and top.service not in alerting_services:
-            steps.append(
-                f"Confirm that {', '.join(sorted(alerting_services))} depends on {top.service} "
-                "(its calls to it fail or slow down)."
-            )
+            path = _call_path(alerting_services, top.service, suspects)
+            if path:
+                steps.append(
+                    f"{path[0]} calls {top.service}"
+                    + (f" through {', '.join(path[1:-1])}" if len(path) > 2 else "")
+                    + f" ({' -> '.join(path)}): confirm that those calls fail or slow down."
+                )
+            else:
+                steps.append(
+                    f"Confirm that {', '.join(sorted(alerting_services))} depends on "
+                    f"{top.service} (its calls to it fail or slow down)."
+                )
     for item in unchecked:
         steps.append(f"Not checked: {item}")
     if not steps:
         steps.append("Widen the scope or check the alerting service directly.")
     return steps
+
+
+def _did_less(suspect):
+    """Whether all `suspect`'s evidence is of series that went down: it did less work."""
+    kinds = {item["kind"] for item in suspect.evidence}
+    return kinds == {"metric"} and all(item["direction"] == "down" for item in suspect.evidence)
+
+
+def _callers_step(top, suspects):
+    """The next step that points from a `top` suspect that did less work to its callers,
+    with where each ranks among `suspects` and when its change began."""
+    ranks = {s.service: n for n, s in enumerate(suspects, 1)}
+    called_by = []
+    for caller in top.callers[:MAX_SUSPECTS_REPORTED]:
+        rank, suspect = ranks.get(caller), next((s for s in suspects if s.service == caller), None)
+        if rank is None:
+            called_by.append(f"{caller} (not among the suspects)")
+            continue
+        began = ""
+        if suspect.onset is not None and top.onset is not None and suspect.onset < top.onset:
+            began = f", changed from {clock(suspect.onset)}, before it"
+        called_by.append(f"{caller} (suspect {rank}{began})")
+    more = len(top.callers) - len(called_by)
+    return (
+        f"{top.service} did less work (every change found in it went down), as a service "
+        "does when its callers stop calling it or call it less. It is called by "
+        + ", ".join(called_by)
+        + (f" and {more} more" if more > 0 else "")
+        + ": where one of them changed first or fails its calls, look there first."
+    )
+
+
+def _call_path(sources, target, suspects):
+    """The shortest chain of calls [source, ..., target] from one of `sources` to `target`
+    through the callers of `suspects`; None where their callers show none."""
+    callers = {s.service: s.callers for s in suspects}
+    chains, seen = [[target]], {target}
+    while chains:
+        chain = chains.pop(0)
+        for caller in callers.get(chain[0], ()):
+            if caller in sources:
+                return [caller, *chain]
+            if caller not in seen:
+                seen.add(caller)
+                chains.append([caller, *chain])
+    return None
 
 
 def _text(report):

@@ -97,6 +97,9 @@ class Suspect:
     alert_score: float = 0.0
     onset: float | None = None
     evidence: list[dict] = field(default_factory=list)
+    # The services in scope that call it, where series name both ends of their calls
+    # (metrics.calls_between); they do not score.
+    callers: list[str] = field(default_factory=list)
 
     def as_dict(self):
         return {
@@ -111,6 +114,7 @@ class Suspect:
             "alert_score": round(self.alert_score, 3),
             "onset": self.onset,
             "evidence": self.evidence,
+            "callers": self.callers,
         }
 
 
@@ -122,11 +126,13 @@ def rank_suspects(
     service_paths=None,
     alert_start=None,
     alerting_services=(),
+    calls=(),
 ):
     """Suspects, best first, from SeriesScores (metrics.py), ServiceLogs (logs.py) and
     ServicePaths (paths.py); `alert_start` (unix seconds) is when the first alert fired,
     None for a question asked without one; `alerting_services` are the services the alerts
-    name."""
+    name; `calls` the (caller, callee) services that call one another, for each suspect's
+    callers."""
     best = {}  # (service, metric) -> SeriesScore
     saturated = {}  # (service, metric) -> the series held highest at its ceiling
     for series in metric_scores:
@@ -222,6 +228,9 @@ def rank_suspects(
             + ROLLOUT_WEIGHT * suspect.rollout_score
             + ALERT_WEIGHT * suspect.alert_score
         )
+    for caller, callee in sorted(calls):
+        if callee in suspects:
+            suspects[callee].callers.append(caller)
     return sorted(
         suspects.values(),
         key=lambda s: (-round(s.score, 6), s.onset if s.onset is not None else math.inf, s.service),

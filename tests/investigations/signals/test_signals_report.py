@@ -8,7 +8,7 @@ import pytest
 from investigations import runner
 from investigations.signals import build_report, rank_suspects
 from investigations.signals.logs import MAX_LINES, score_logs
-from investigations.signals.metrics import SeriesScore
+from investigations.signals.metrics import SeriesScore, calls_between
 from investigations.signals.paths import ServicePaths
 from investigations.signals.report import evidence_gist
 from investigations.tools.log_templates import LogEntry
@@ -405,3 +405,67 @@ def test_the_alert_start_is_when_the_first_alert_fired():
     assert runner.alert_start(investigation, None) == T0
     assert not investigation.steps.exists()
     assert runner.alert_start(make_investigation(question="why?"), None) is None
+
+
+def test_the_calls_between_services_come_from_labels_that_name_both_ends():
+    series = [
+        {"__name__": "cpu", "service": "web"},
+        {"__name__": "cpu", "service": "cart"},
+        {"__name__": "cpu", "service": "db"},
+        # A service mesh's, a tracing service graph's, a src_/dst_ pair.
+        {"__name__": "a", "source_service": "web", "destination_service": "cart"},
+        {"__name__": "b", "client": "cart", "server": "db"},
+        {"__name__": "c", "src_app": "web", "dst_app": "db", "resource": "web"},
+        # Not calls: an end that is no service in scope, a call to itself, no pair.
+        {"__name__": "a", "source_service": "web", "destination_service": "payments-api"},
+        {"__name__": "b", "client": "db", "server": "db"},
+        {"__name__": "d", "source": "web", "target": "db"},
+    ]
+
+    assert calls_between(series, "service") == {("web", "cart"), ("cart", "db"), ("web", "db")}
+
+
+def starved_checkout(calls):
+    """Suspects where email did less work (its only changes went down) and checkout, which
+    calls it, changed two minutes before; the alert fired on web."""
+    start = INCIDENT.timestamp()
+    metrics = [
+        SeriesScore("writes", {"service": "email"}, 3.8, -1, start + 120, 72.0, 0.0),
+        SeriesScore("cpu", {"service": "email"}, 2.0, -1, None, 0.1, 0.04),
+        SeriesScore("memory", {"service": "checkout"}, 3.4, 1, start, 38.0, 53.0),
+    ]
+    return rank_suspects(metrics, {}, "service", alerting_services=["web"], calls=calls)
+
+
+def test_a_suspect_that_did_less_work_points_to_its_callers():
+    calls = {("checkout", "email"), ("web", "checkout"), ("web", "cart")}
+    suspects = starved_checkout(calls)
+
+    assert [(s.service, s.callers) for s in suspects[:2]] == [
+        ("email", ["checkout"]),
+        ("checkout", ["web"]),
+    ]
+    assert suspects[0].as_dict()["callers"] == ["checkout"]
+    report, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
+    assert report["root_cause"]["service"] == "email"
+    assert (
+        "email did less work (every change found in it went down), as a service does when "
+        "its callers stop calling it or call it less. It is called by checkout (suspect 2, "
+        "changed from 04:00:00 UTC, before it)" in text
+    )
+    assert "web calls email through checkout (web -> checkout -> email)" in text
+    assert "Confirm that web depends on" not in text
+
+
+def test_without_calls_or_with_a_change_up_there_is_no_pointer_to_callers():
+    _, text = build_report(starved_checkout(set()), alerting_services={"web"}, unchecked=[])
+    assert "did less work" not in text
+    assert "Confirm that web depends on email" in text
+
+    start = INCIDENT.timestamp()
+    metrics = [SeriesScore("writes", {"service": "email"}, 3.8, 1, start, 72.0, 200.0)]
+    suspects = rank_suspects(metrics, {}, "service", calls={("checkout", "email")})
+    _, text = build_report(suspects, alerting_services={"web"}, unchecked=[])
+    assert suspects[0].callers == ["checkout"]
+    assert "did less work" not in text
+    assert "checkout (not among the suspects)" not in text
