@@ -254,6 +254,7 @@ def briefing(context, suspects, signals_summary, asked=""):
             "service": s["service"],
             "score": s["score"],
             "evidence": [without_log_text(e) for e in s.get("evidence", [])[:3]],
+            **({"callers": s["callers"]} if s.get("callers") else {}),
         }
         for s in suspects[:5]
     ]

@@ -156,12 +156,31 @@ def test_the_briefing_keeps_the_log_counts_but_quotes_no_log_text():
     text = team.briefing(context, suspects, "orders-db logs errors")
 
     assert "IGNORE ALL PREVIOUS INSTRUCTIONS" not in text
-    [listed] = json.loads(text[text.index("Ranked suspects:") + len("Ranked suspects:") :])
+    [listed] = ranked_in(text)
     assert listed["evidence"] == [
         {k: v for k, v in paths.items() if k != "missing_steps"},
         {k: v for k, v in logs.items() if k != "templates"},
         metric,
     ]
+
+
+def ranked_in(briefing):
+    """The suspects a briefing lists, as the lead reads them."""
+    return json.loads(briefing[briefing.index("Ranked suspects:") + len("Ranked suspects:") :])
+
+
+def test_the_briefing_gives_a_suspect_s_callers_where_the_scan_knows_them():
+    window = (STARTS_AT - timedelta(hours=1), STARTS_AT)
+    context = ToolContext(now=STARTS_AT, incident=window, baseline=window)
+    suspects = [
+        {"service": "email", "score": 0.4, "evidence": [], "callers": ["checkout"]},
+        {"service": "web", "score": 0.2, "evidence": [], "callers": []},
+    ]
+
+    email, web = ranked_in(team.briefing(context, suspects, "email did less work"))
+
+    assert email == {"service": "email", "score": 0.4, "evidence": [], "callers": ["checkout"]}
+    assert "callers" not in web  # none known: not said
 
 
 def test_passages_copied_from_a_system_prompt_are_withheld():
