@@ -67,6 +67,7 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
                     {"kind": "metric", "metric": "up", "direction": "down", "score": 9},
                     {"kind": "logs", "incident_lines": 4, "new_template_lines": 0, "late": True},
                 ],
+                "callers": ["web", "<b>cart</b>"],
             }
         ],
     )
@@ -75,6 +76,7 @@ def test_a_signals_only_report_says_how_to_turn_the_agents_on(admin_client, sett
     assert '30 requests stopped here (<a href="#step-5">step 5</a>)' in page
     assert 'up down (9.0) (<a href="#step-3">step 3</a>)' in page
     assert "4 error-like lines, 0 new, after the alert fired</td>" in page  # no step: no link
+    assert "db<br><small>called by web, &lt;b&gt;cart&lt;/b&gt;</small>" in page
 
 
 def test_a_steps_gist_is_one_line_without_markdown_marks():
