@@ -16,7 +16,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from investigations.tools.log_templates import mine_templates, templates_from_loki_patterns
+from investigations.tools.log_templates import (
+    mine_templates,
+    service_of,
+    templates_from_loki_patterns,
+)
 from investigations.tools.metric_summaries import summarize_series
 from investigations.tools.redaction import default_redactor
 
@@ -54,12 +58,19 @@ def compact_logs(
     incident_start_ns=None,
     window_ns=None,
     redactor=None,
+    service_label=None,
 ):
     """Log entries ((ns, line, labels), any streams) as ranked templates under the budget.
-    See `log_templates.mine_templates` and `judge` for `incident_start_ns` and `window_ns`."""
+    See `log_templates.mine_templates` and `judge` for `incident_start_ns` and `window_ns`;
+    lines are counted per service as `log_templates.service_of` names it by the scope's
+    `service_label`."""
     redactor = redactor or default_redactor()
     templates, counts = mine_templates(
-        entries, redactor, incident_start_ns=incident_start_ns, window_ns=window_ns
+        entries,
+        redactor,
+        incident_start_ns=incident_start_ns,
+        window_ns=window_ns,
+        service_of=lambda labels: service_of(labels, service_label),
     )
     return _render_templates(templates, budget_tokens, redactor, counts)
 

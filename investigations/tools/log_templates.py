@@ -23,7 +23,7 @@ from django.conf import settings
 from drain3.drain import Drain
 from drain3.masking import LogMasker, MaskingInstruction
 
-from investigations.scope import held_names
+from investigations.scope import held_names, label_value
 
 MAX_EXAMPLES_PER_TEMPLATE = 3
 # Examples are taken from a template's first lines only, so that a template of a million
@@ -203,10 +203,14 @@ def mining_text(line):
     return first[_PLAIN_PREFIX.match(first).end() :][:MAX_MINED_CHARS] or first, None
 
 
-def service_of(labels):
-    """The service a stream's `labels` name: the first label of ROOTLINE_SERVICE_LABELS
-    they hold, each also under its OpenTelemetry name (Loki's `service_name`), as the
-    signal scan reads them; else all of the labels."""
+def service_of(labels, service_label=None):
+    """The service a stream's `labels` name: by the scope's `service_label` where they
+    have it (or, for `job`, OpenTelemetry's service_namespace/service_name: see
+    scope.label_value), else by the first label of ROOTLINE_SERVICE_LABELS they hold, each
+    also under its OpenTelemetry name (Loki's `service_name`), as the signal scan reads
+    them; else all of the labels."""
+    if service_label and (value := label_value(labels, service_label)):
+        return str(value)
     for name in held_names(settings.ROOTLINE_SERVICE_LABELS, labels):
         if labels.get(name):
             return str(labels[name])

@@ -99,6 +99,7 @@ async def query_logs(context, params):
         compacted = compact_logs(
             entries,
             budget_tokens=room_for(head, context),
+            service_label=context.scope.get("service_label"),
             **incident_split(context, window, complete),
         )
         compacted.text = f"{head}\n{compacted.text}"
@@ -125,7 +126,7 @@ async def log_patterns(context, params):
         compacted = compact_log_patterns(
             [p._asdict() for p in patterns],
             budget_tokens=room_for(head, context),
-            services=_services_in(selector),
+            services=_services_in(selector, context.scope.get("service_label")),
             **incident_split(context, window, complete=True),
         )
     else:
@@ -141,6 +142,7 @@ async def log_patterns(context, params):
         compacted = compact_logs(
             entries,
             budget_tokens=room_for(head, context),
+            service_label=context.scope.get("service_label"),
             **incident_split(context, window, complete),
         )
     link = explore_link("loki", selector, window.start, window.end)
@@ -172,14 +174,14 @@ async def log_labels(context, params):
     return ToolResult(text=text, data={"values": values}, query=selector or "")
 
 
-def _services_in(selector):
+def _services_in(selector, service_label=None):
     """The service a selector names, if any, to attribute pattern counts to."""
     labels = {}
     for part in selector.strip().lstrip("{").split("}")[0].split(","):
         name, eq, value = part.partition("=")
         if eq and not name.endswith(("!", "=~")) and not value.startswith("~"):
             labels[name.strip()] = value.strip().strip('"')
-    service = service_of(labels)
+    service = service_of(labels, service_label)
     return (service,) if service else ()
 
 

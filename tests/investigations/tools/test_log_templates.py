@@ -2,6 +2,7 @@
 
 import pytest
 
+from investigations.tools.compaction import compact_logs
 from investigations.tools.log_templates import (
     MAX_EXAMPLE_CHARS,
     LogEntry,
@@ -186,6 +187,17 @@ def test_a_line_is_counted_for_the_service_labels_the_settings_name(settings):
     entries = [line({"component": "ledger", "app": "x"}), line({"service_name": "cart"})]
     entries.append(line({"app": "x"}))
     assert mine(entries)[0].services == {"ledger": 1, "cart": 1, "app=x": 1}
+
+
+def test_a_line_is_counted_for_the_scope_s_service_label_first():
+    # Alerts on OpenTelemetry's job (shop/web) and a Loki fed through OTLP: a stream is
+    # the job its service_namespace and service_name make, as the suspects name it.
+    labels = {"service_namespace": "shop", "service_name": "db", "app": "x"}
+    entries = [LogEntry(1, "connection reset by peer", labels)]
+
+    assert mine(entries)[0].services == {"db": 1}
+    compacted = compact_logs(entries, service_label="job")
+    assert compacted.data[0]["services"] == ["shop/db"]
 
 
 def test_loki_patterns_count_their_samples():
