@@ -358,23 +358,21 @@ def _did_less(suspect):
 def _callers_step(top, suspects):
     """The next step that points from a `top` suspect that did less work to its callers,
     with where each ranks among `suspects` and when its change began."""
-    ranks = {s.service: n for n, s in enumerate(suspects, 1)}
+    ranked = {s.service: (n, s) for n, s in enumerate(suspects, 1)}
     called_by = []
     for caller in top.callers[:MAX_SUSPECTS_REPORTED]:
-        rank, suspect = ranks.get(caller), next((s for s in suspects if s.service == caller), None)
-        if rank is None:
+        if caller not in ranked:
             called_by.append(f"{caller} (not among the suspects)")
             continue
+        rank, suspect = ranked[caller]
         began = ""
         if suspect.onset is not None and top.onset is not None and suspect.onset < top.onset:
             began = f", changed from {clock(suspect.onset)}, before it"
         called_by.append(f"{caller} (suspect {rank}{began})")
-    more = len(top.callers) - len(called_by)
     return (
         f"{top.service} did less work (every change found in it went down), as a service "
         "does when its callers stop calling it or call it less. It is called by "
-        + ", ".join(called_by)
-        + (f" and {more} more" if more > 0 else "")
+        + _names(called_by, len(top.callers))
         + ": where one of them changed first or fails its calls, look there first."
     )
 
