@@ -72,8 +72,9 @@ def relabel(
             case = json.loads(line)
             labels = case["alert"]["labels"]
             case["alert"]["labels"] = {**(renamed(labels) if otel_metrics else labels)}
-            if otel_jobs:
-                case["truth"]["service"] = f"{labels['namespace']}/{case['truth']['service']}"
+            if otel_jobs:  # the true root cause named as its series now are
+                truth = {**labels, "service": case["truth"]["service"]}
+                case["truth"]["service"] = job_labels(truth)["job"]
             case["alert"]["labels"].update(alert_labels)
             for name in dropped:
                 case["alert"]["labels"].pop(name, None)
