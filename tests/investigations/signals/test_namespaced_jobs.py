@@ -13,6 +13,7 @@ import pytest
 from loki_stub import LogStore
 from loki_stub import serve as serve_loki
 
+from tests.investigations.signals.test_otel_names import suspected
 from tests.investigations.signals.test_scope_labels import busy_series, error_lines
 from tests.investigations.signals.test_scope_labels import investigate as investigate_alert
 from tests.realprometheus import prometheus_fixture
@@ -36,10 +37,6 @@ prometheus_url = prometheus_fixture(openmetrics)
 ENTRIES = [entry for job, _, after in JOBS if after != 50 for entry in error_lines({"job": job})]
 
 
-def suspected(investigation):
-    return [s["service"] for s in investigation.suspects]
-
-
 def test_the_alert_s_namespace_in_its_job_bounds_the_scan(settings, prometheus_url):
     with serve_loki(LogStore(ENTRIES)) as loki:
         investigation = investigate_alert(
@@ -56,7 +53,7 @@ def test_the_alert_s_namespace_in_its_job_bounds_the_scan(settings, prometheus_u
     assert scan_logs.output["lines"] == [0, 20]  # shop's errors, not other's
     # db, in its metrics and its logs; nothing of the other namespace.
     assert investigation.suspects[0]["service"] == "shop/db"
-    assert {e["kind"] for e in investigation.suspects[0]["evidence"]} >= {"metric", "logs"}
+    assert suspected(investigation)["shop/db"] >= {"metric", "logs"}
     assert "other/batch" not in suspected(investigation)
 
 
@@ -89,5 +86,5 @@ def test_a_loki_fed_through_opentelemetry_is_bounded_by_its_service_namespace(
     assert scan_logs.output["lines"] == [0, 20]
     # Its logs are named as its metrics are, by OpenTelemetry's job: one suspect, not two.
     assert investigation.suspects[0]["service"] == "shop/db"
-    assert {e["kind"] for e in investigation.suspects[0]["evidence"]} >= {"metric", "logs"}
+    assert suspected(investigation)["shop/db"] >= {"metric", "logs"}
     assert not {"db", "batch", "other/batch"} & set(suspected(investigation))
